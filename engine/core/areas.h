@@ -3,6 +3,9 @@
 #ifndef ICL_AREAS_H
 #define ICL_AREAS_H
 
-#define ICL_CPU_AREA_TABLES .nn = NULL, .attn = NULL, .mamba = NULL, .task = NULL, .optim = NULL
+#include "nn/nn_kernels.h"
+#include "optim/optim_kernels.h"
+
+#define ICL_CPU_AREA_TABLES .nn = &icl_cpu_nn_kernels, .attn = NULL, .mamba = NULL, .task = NULL, .optim = &icl_cpu_optim_kernels
 
 #endif

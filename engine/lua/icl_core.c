@@ -1,5 +1,76 @@
-/* placeholder until the bindings land */
-#include <lua.h>
-#include <lauxlib.h>
+/* luaopen_icl_core: the C half of the `icl` Lua module. lua/icl/init.lua
+ * requires it and adds the Lua half (config, training, analyses). */
+#include "lua_util.h"
+#include "core/backend.h"
+#include "lua_modules.h"
+
+static int l_set_num_threads(lua_State *L) {
+  icl_set_num_threads(icl_lua_ctx(L), (int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+static int l_num_threads(lua_State *L) {
+  lua_pushinteger(L, icl_lua_ctx(L)->num_threads);
+  return 1;
+}
+
+static int l_cuda_available(lua_State *L) {
+  lua_pushboolean(L, icl_cuda_available(icl_lua_ctx(L)));
+  return 1;
+}
+
+static int l_cuda_compiled(lua_State *L) {
+  lua_pushboolean(L, icl_cuda_compiled());
+  return 1;
+}
+
+static int l_set_default_device(lua_State *L) {
+  static const char *const devs[] = {"cpu", "cuda", NULL};
+  int d = luaL_checkoption(L, 1, NULL, devs);
+  if (d == 1 && !icl_backend_get(icl_lua_ctx(L), ICL_CUDA)) return icl_lua_raise(L);
+  icl_lua_set_default_device(L, d == 1 ? ICL_CUDA : ICL_CPU);
+  return 0;
+}
+
+static int l_default_device(lua_State *L) {
+  lua_pushstring(L, icl_device_name(icl_lua_default_device(L)));
+  return 1;
+}
+
+static int l_seed(lua_State *L) {
+  icl_ctx *ctx = icl_lua_ctx(L);
+  ctx->rng_seed = (uint64_t)luaL_checkinteger(L, 1);
+  ctx->rng_stream = 0;
+  return 0;
+}
+
+static int l_memory(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)icl_lua_ctx(L)->cpu_bytes);
+  return 1;
+}
+
+static int l_strict_fp32(lua_State *L) {
+  icl_lua_ctx(L)->strict_fp32 = lua_toboolean(L, 1);
+  return 0;
+}
+
+static const luaL_Reg fns[] = {{"set_num_threads", l_set_num_threads},
+                               {"num_threads", l_num_threads},
+                               {"cuda_available", l_cuda_available},
+                               {"cuda_compiled", l_cuda_compiled},
+                               {"set_default_device", l_set_default_device},
+                               {"default_device", l_default_device},
+                               {"manual_seed", l_seed},
+                               {"cpu_bytes", l_memory},
+                               {"set_strict_fp32", l_strict_fp32},
+                               {NULL, NULL}};
+
 int luaopen_icl_core(lua_State *L);
-int luaopen_icl_core(lua_State *L) { lua_newtable(L); return 1; }
+int luaopen_icl_core(lua_State *L) {
+  icl_lua_ctx(L); /* create the context before any tensor exists */
+  lua_newtable(L);
+  luaL_setfuncs(L, fns, 0);
+  icl_lua_open_tensor(L, -1);
+  icl_lua_open_extensions(L, -1);
+  return 1;
+}

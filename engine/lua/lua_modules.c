@@ -1,0 +1,8 @@
+/* The list of binding groups added to the module table. Each group lives in
+ * its own lua_<area>.c and sets its fields on the table at module_idx. */
+#include "lua_modules.h"
+
+void icl_lua_open_extensions(lua_State *L, int module_idx) {
+  module_idx = lua_absindex(L, module_idx);
+  icl_lua_open_nn(L, module_idx);
+}

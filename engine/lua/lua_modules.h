@@ -1,0 +1,10 @@
+/* Openers of the binding groups (one per area). */
+#ifndef ICL_LUA_MODULES_H
+#define ICL_LUA_MODULES_H
+
+#include <lua.h>
+
+void icl_lua_open_extensions(lua_State *L, int module_idx);
+void icl_lua_open_nn(lua_State *L, int module_idx);
+
+#endif

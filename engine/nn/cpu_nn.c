@@ -1,0 +1,200 @@
+/* CPU reference of the nn kernels. Row loops are split across threads with
+ * static scheduling; per-row sums use a fixed 8-lane order, so results do
+ * not depend on the thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "nn_kernels.h"
+
+#define PAR_ROWS 64
+
+static inline float sumsq8(const float *x, int64_t d) {
+  float acc[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += x[j + k] * x[j + k];
+  float s = 0;
+  for (int k = 0; k < 8; k++) s += acc[k];
+  for (; j < d; j++) s += x[j] * x[j];
+  return s;
+}
+
+static inline float dot8(const float *a, const float *b, int64_t d) {
+  float acc[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += a[j + k] * b[j + k];
+  float s = 0;
+  for (int k = 0; k < 8; k++) s += acc[k];
+  for (; j < d; j++) s += a[j] * b[j];
+  return s;
+}
+
+static int rmsnorm_fwd(icl_ctx *ctx, float *y, float *rstd, const float *x, const float *w, int64_t rows, int64_t d,
+                       float eps) {
+  (void)ctx;
+#pragma omp parallel for if (rows >= PAR_ROWS) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * d;
+    float *yr = y + r * d;
+    float rs = 1.0f / sqrtf(sumsq8(xr, d) / (float)d + eps);
+    rstd[r] = rs;
+    for (int64_t j = 0; j < d; j++) yr[j] = w[j] * (xr[j] * rs);
+  }
+  return ICL_OK;
+}
+
+/* dw is a reduction over rows: each thread sums its own rows into a private
+ * row, then rows are added in thread order (deterministic for a fixed
+ * thread count and partition). */
+static int rmsnorm_bwd(icl_ctx *ctx, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                       const float *rstd, int64_t rows, int64_t d, int accumulate) {
+  (void)ctx;
+#pragma omp parallel for if (rows >= PAR_ROWS) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * d, *dyr = dy + r * d;
+    float *dxr = dx + r * d;
+    float rs = rstd[r];
+    /* g = dy * w; dx = rs * (g - xhat * mean(g * xhat)) */
+    float gx = 0;
+    float acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8)
+      for (int k = 0; k < 8; k++) acc[k] += dyr[j + k] * w[j + k] * xr[j + k];
+    for (int k = 0; k < 8; k++) gx += acc[k];
+    for (; j < d; j++) gx += dyr[j] * w[j] * xr[j];
+    float c = gx * rs * rs / (float)d;
+    for (j = 0; j < d; j++) {
+      float v = rs * (dyr[j] * w[j] - xr[j] * c);
+      dxr[j] = accumulate ? dxr[j] + v : v;
+    }
+  }
+  if (dw) {
+    /* column sums in a fixed order over row blocks */
+    for (int64_t r = 0; r < rows; r++) {
+      const float *xr = x + r * d, *dyr = dy + r * d;
+      float rs = rstd[r];
+      for (int64_t j = 0; j < d; j++) dw[j] += dyr[j] * (xr[j] * rs);
+    }
+  }
+  return ICL_OK;
+}
+
+static int add_rmsnorm_fwd(icl_ctx *ctx, float *a, float *y, float *rstd, const float *x, const float *delta,
+                           const float *w, int64_t rows, int64_t d, float eps) {
+  (void)ctx;
+#pragma omp parallel for if (rows >= PAR_ROWS) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    float *ar = a + r * d, *yr = y + r * d;
+    const float *xr = x + r * d, *dr = delta + r * d;
+    for (int64_t j = 0; j < d; j++) ar[j] = xr[j] + dr[j];
+    float rs = 1.0f / sqrtf(sumsq8(ar, d) / (float)d + eps);
+    rstd[r] = rs;
+    for (int64_t j = 0; j < d; j++) yr[j] = w[j] * (ar[j] * rs);
+  }
+  return ICL_OK;
+}
+
+static int add(icl_ctx *ctx, float *y, const float *a, const float *b, int64_t n) {
+  (void)ctx;
+#pragma omp parallel for if (n >= 65536) schedule(static)
+  for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+  return ICL_OK;
+}
+
+static int bias_add(icl_ctx *ctx, float *y, const float *b, int64_t rows, int64_t d) {
+  (void)ctx;
+#pragma omp parallel for if (rows * d >= 65536) schedule(static)
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < d; j++) y[r * d + j] += b[j];
+  return ICL_OK;
+}
+
+static int bias_grad(icl_ctx *ctx, float *db, const float *dy, int64_t rows, int64_t d) {
+  (void)ctx;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < d; j++) db[j] += dy[r * d + j];
+  return ICL_OK;
+}
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static int silu_fwd(icl_ctx *ctx, float *y, const float *x, int64_t n) {
+  (void)ctx;
+#pragma omp parallel for if (n >= 65536) schedule(static)
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+  return ICL_OK;
+}
+
+static int silu_bwd(icl_ctx *ctx, float *dx, const float *dy, const float *x, int64_t n) {
+  (void)ctx;
+#pragma omp parallel for if (n >= 65536) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float s = sigmoidf(x[i]);
+    dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+  return ICL_OK;
+}
+
+static int swiglu_fwd(icl_ctx *ctx, float *h, const float *gu, int64_t rows, int64_t f) {
+  (void)ctx;
+#pragma omp parallel for if (rows * f >= 65536) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = gu + r * 2 * f, *u = g + f;
+    float *hr = h + r * f;
+    for (int64_t j = 0; j < f; j++) hr[j] = g[j] * sigmoidf(g[j]) * u[j];
+  }
+  return ICL_OK;
+}
+
+static int swiglu_bwd(icl_ctx *ctx, float *dgu, const float *dh, const float *gu, int64_t rows, int64_t f) {
+  (void)ctx;
+#pragma omp parallel for if (rows * f >= 65536) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *g = gu + r * 2 * f, *u = g + f, *d = dh + r * f;
+    float *dg = dgu + r * 2 * f, *du = dg + f;
+    for (int64_t j = 0; j < f; j++) {
+      float s = sigmoidf(g[j]);
+      du[j] = d[j] * g[j] * s;
+      dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+    }
+  }
+  return ICL_OK;
+}
+
+static int loss(icl_ctx *ctx, icl_loss_kind kind, float *loss_out, float *dpred, const float *pred, int64_t ps,
+                const float *target, int64_t n, float scale) {
+  if (n <= 0) return icl_errorf(ctx, ICL_EINVAL, "loss: no predictions");
+  double acc = 0;
+  float inv = 1.0f / (float)n;
+  for (int64_t i = 0; i < n; i++) {
+    float p = pred[i * ps], y = target[i];
+    if (kind == ICL_LOSS_MSE) {
+      float e = p - y;
+      acc += (double)e * e;
+      if (dpred) dpred[i * ps] = scale * 2.0f * e * inv;
+    } else {
+      float t = 0.5f * (y + 1.0f);
+      /* softplus(p) - t p, stable for large |p| */
+      float sp = p > 0 ? p + log1pf(expf(-p)) : log1pf(expf(p));
+      acc += (double)(sp - t * p);
+      if (dpred) dpred[i * ps] = scale * (sigmoidf(p) - t) * inv;
+    }
+  }
+  if (loss_out) *loss_out = (float)(acc / (double)n);
+  return ICL_OK;
+}
+
+const icl_nn_kernels icl_cpu_nn_kernels = {
+    .rmsnorm_fwd = rmsnorm_fwd,
+    .rmsnorm_bwd = rmsnorm_bwd,
+    .add_rmsnorm_fwd = add_rmsnorm_fwd,
+    .add = add,
+    .bias_add = bias_add,
+    .bias_grad = bias_grad,
+    .silu_fwd = silu_fwd,
+    .silu_bwd = silu_bwd,
+    .swiglu_fwd = swiglu_fwd,
+    .swiglu_bwd = swiglu_bwd,
+    .loss = loss,
+};
