@@ -2,7 +2,10 @@
  * its own lua_<area>.c and sets its fields on the table at module_idx. */
 #include "lua_modules.h"
 
+#include "lua_model.h"
+
 void icl_lua_open_extensions(lua_State *L, int module_idx) {
   module_idx = lua_absindex(L, module_idx);
   icl_lua_open_nn(L, module_idx);
+  icl_lua_open_model(L, module_idx);
 }

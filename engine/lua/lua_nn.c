@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua_model.h"
 #include "lua_modules.h"
 #include "lua_util.h"
 #include "nn/gradcheck.h"
@@ -156,25 +157,43 @@ static int a_gc(lua_State *L) {
 static const char *const adamw_opts[] = {"lr",           "beta1",    "beta2",  "eps",         "weight_decay",
                                          "max_grad_norm", "schedule", "warmup", "total_steps", NULL};
 
-/* AdamW(value_flat, grad_flat, opts) */
-static int l_adamw(lua_State *L) {
-  icl_tensor *v = icl_lua_check_tensor(L, 1), *g = icl_lua_check_tensor(L, 2);
+static icl_adamw_cfg adamw_cfg(lua_State *L, int oi) {
   const char *fn = "AdamW";
-  icl_lua_check_opts(L, 3, fn, adamw_opts);
-  icl_adamw_cfg c = icl_adamw_defaults((float)icl_lua_opt_number(L, 3, "lr", 1e-3, fn));
-  c.beta1 = (float)icl_lua_opt_number(L, 3, "beta1", 0.9, fn);
-  c.beta2 = (float)icl_lua_opt_number(L, 3, "beta2", 0.999, fn);
-  c.eps = (float)icl_lua_opt_number(L, 3, "eps", 1e-8, fn);
-  c.weight_decay = (float)icl_lua_opt_number(L, 3, "weight_decay", 0.01, fn);
-  c.max_grad_norm = (float)icl_lua_opt_number(L, 3, "max_grad_norm", 0, fn);
+  icl_lua_check_opts(L, oi, fn, adamw_opts);
+  icl_adamw_cfg c = icl_adamw_defaults((float)icl_lua_opt_number(L, oi, "lr", 1e-3, fn));
+  c.beta1 = (float)icl_lua_opt_number(L, oi, "beta1", 0.9, fn);
+  c.beta2 = (float)icl_lua_opt_number(L, oi, "beta2", 0.999, fn);
+  c.eps = (float)icl_lua_opt_number(L, oi, "eps", 1e-8, fn);
+  c.weight_decay = (float)icl_lua_opt_number(L, oi, "weight_decay", 0.01, fn);
+  c.max_grad_norm = (float)icl_lua_opt_number(L, oi, "max_grad_norm", 0, fn);
   static const char *const scheds[] = {"constant", "linear", NULL};
-  c.sched.kind = (icl_sched_kind)icl_lua_opt_choice(L, 3, "schedule", "constant", scheds, fn);
-  c.sched.warmup = (float)icl_lua_opt_number(L, 3, "warmup", 0, fn);
-  c.sched.total = (float)icl_lua_opt_number(L, 3, "total_steps", 0, fn);
+  c.sched.kind = (icl_sched_kind)icl_lua_opt_choice(L, oi, "schedule", "constant", scheds, fn);
+  c.sched.warmup = (float)icl_lua_opt_number(L, oi, "warmup", 0, fn);
+  c.sched.total = (float)icl_lua_opt_number(L, oi, "total_steps", 0, fn);
+  return c;
+}
+
+static ladamw *new_adamw(lua_State *L) {
   ladamw *u = lua_newuserdatauv(L, sizeof *u, 2);
   memset(u, 0, sizeof *u);
   luaL_setmetatable(L, ADAMW_MT);
+  return u;
+}
+
+/* AdamW(value_flat, grad_flat, opts) */
+static int l_adamw(lua_State *L) {
+  icl_tensor *v = icl_lua_check_tensor(L, 1), *g = icl_lua_check_tensor(L, 2);
+  icl_adamw_cfg c = adamw_cfg(L, 3);
+  ladamw *u = new_adamw(L);
   icl_lua_check_rc(L, icl_adamw_init(icl_lua_ctx(L), &u->opt, v, g, c));
+  u->live = 1;
+  return 1;
+}
+
+int icl_lua_push_adamw_params(lua_State *L, icl_params *p, int opts_idx) {
+  icl_adamw_cfg c = adamw_cfg(L, opts_idx);
+  ladamw *u = new_adamw(L);
+  icl_lua_check_rc(L, icl_adamw_init_params(icl_lua_ctx(L), &u->opt, p, c));
   u->live = 1;
   return 1;
 }
