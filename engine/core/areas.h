@@ -3,9 +3,10 @@
 #ifndef ICL_AREAS_H
 #define ICL_AREAS_H
 
+#include "models/mamba_kernels.h"
 #include "nn/nn_kernels.h"
 #include "optim/optim_kernels.h"
 
-#define ICL_CPU_AREA_TABLES .nn = &icl_cpu_nn_kernels, .attn = NULL, .mamba = NULL, .task = NULL, .optim = &icl_cpu_optim_kernels
+#define ICL_CPU_AREA_TABLES .nn = &icl_cpu_nn_kernels, .attn = NULL, .mamba = &icl_cpu_mamba_kernels, .task = NULL, .optim = &icl_cpu_optim_kernels
 
 #endif

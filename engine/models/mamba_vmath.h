@@ -1,0 +1,106 @@
+/* Eight-lane float vectors and the transcendental functions the CPU Mamba
+ * kernels need per (token, channel, state): exp, and per (token, channel)
+ * softplus and the sigmoid. Written with GCC vector extensions, so the same
+ * code becomes AVX2 with -march=native and SSE pairs without it; every lane
+ * does the same IEEE operations in the same order (no FMA contraction), so
+ * results do not depend on the vector width or the build.
+ *
+ * exp: x = n ln2 + r with n = round(x / ln2), |r| <= ln2/2, the ln2 split
+ * in two (Cody-Waite: n * LN2_HI is exact for |n| < 2^15), e^r by its
+ * Taylor series to r^7 (truncation < 1e-8 relative), times 2^n built in
+ * the exponent bits. Max error about 2 ulp on [-87, 88]; below -87.3 the
+ * result is 0 (the scan's decay factors only ever need x <= 0).
+ * log (for softplus only, argument >= 1): x = m 2^k with m in [sqrt(.5),
+ * sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1), by its odd series to s^11. */
+#ifndef ICL_MAMBA_VMATH_H
+#define ICL_MAMBA_VMATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* Without AVX, GCC warns that 32-byte vector arguments change the ABI; these
+ * helpers are static inline and never cross a library boundary. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#define V8(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define V8I(x) ((v8i){(x), (x), (x), (x), (x), (x), (x), (x)})
+
+/* unaligned loads/stores of the first nv lanes (the rest read as 0) */
+static inline v8f v8_load(const float *p, int nv) {
+  v8f v = V8(0.0f);
+  memcpy(&v, p, sizeof(float) * (size_t)(nv < 8 ? nv : 8));
+  return v;
+}
+static inline void v8_store(float *p, v8f v, int nv) { memcpy(p, &v, sizeof(float) * (size_t)(nv < 8 ? nv : 8)); }
+
+static inline v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)((mask & (v8i)a) | (~mask & (v8i)b)); }
+static inline v8f v8_max(v8f a, v8f b) { return v8_select(a > b, a, b); }
+static inline v8f v8_min(v8f a, v8f b) { return v8_select(a < b, a, b); }
+static inline float v8_hsum(v8f v) {
+  /* fixed pairwise order */
+  float a = (v[0] + v[4]) + (v[2] + v[6]), b = (v[1] + v[5]) + (v[3] + v[7]);
+  return a + b;
+}
+
+static inline v8f v8_exp(v8f x) {
+  const v8f log2e = V8(1.44269504088896341f), ln2_hi = V8(0.693359375f), ln2_lo = V8(-2.12194440e-4f);
+  const v8f round_magic = V8(12582912.0f); /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+  v8i under = x < V8(-87.3365f);
+  x = v8_min(x, V8(88.3762f));
+  x = v8_max(x, V8(-87.3365f));
+  v8f n = (x * log2e + round_magic) - round_magic;
+  v8f r = (x - n * ln2_hi) - n * ln2_lo;
+  v8f p = V8(1.0f / 5040.0f);
+  p = p * r + V8(1.0f / 720.0f);
+  p = p * r + V8(1.0f / 120.0f);
+  p = p * r + V8(1.0f / 24.0f);
+  p = p * r + V8(1.0f / 6.0f);
+  p = p * r + V8(0.5f);
+  p = p * r + V8(1.0f);
+  p = p * r + V8(1.0f);
+  /* 2^n in two halves, so n = 128 (x near 88.7) does not overflow the exponent field */
+  v8i ni = __builtin_convertvector(n, v8i);
+  v8i h1 = ni >> 1, h2 = ni - h1;
+  v8f s1 = (v8f)((h1 + V8I(127)) << 23), s2 = (v8f)((h2 + V8I(127)) << 23);
+  v8f y = p * s1 * s2;
+  return (v8f)((v8i)y & ~under);
+}
+
+/* natural log for x >= 1 (finite) */
+static inline v8f v8_log_ge1(v8f x) {
+  v8i xi = (v8i)x;
+  v8i k = ((xi >> 23) & V8I(0xff)) - V8I(127);
+  v8f m = (v8f)((xi & V8I(0x007fffff)) | V8I(0x3f800000)); /* [1, 2) */
+  v8i big = m > V8(1.41421356f);
+  m = v8_select(big, m * V8(0.5f), m);
+  k = k + (big & V8I(1));
+  v8f s = (m - V8(1.0f)) / (m + V8(1.0f)), s2 = s * s;
+  v8f p = V8(2.0f / 11.0f);
+  p = p * s2 + V8(2.0f / 9.0f);
+  p = p * s2 + V8(2.0f / 7.0f);
+  p = p * s2 + V8(2.0f / 5.0f);
+  p = p * s2 + V8(2.0f / 3.0f);
+  p = p * s2 + V8(2.0f);
+  v8f kf = __builtin_convertvector(k, v8f);
+  return (kf * V8(0.693359375f) + s * p) + kf * V8(-2.12194440e-4f);
+}
+
+/* softplus with PyTorch's threshold: x for x > 20, else log(1 + e^x), the
+ * log1p computed as log(u) * e / (u - 1) with u = 1 + e (exact to a few
+ * ulp even when e is tiny). *sig gets the sigmoid, d softplus / dx. */
+static inline v8f v8_softplus(v8f x, v8f *sig) {
+  v8f e = v8_exp(v8_min(x, V8(20.0f)));
+  v8f u = V8(1.0f) + e, um1 = u - V8(1.0f);
+  v8i tiny = um1 == V8(0.0f);
+  v8f l = v8_log_ge1(u) * (e / v8_select(tiny, V8(1.0f), um1));
+  v8i above = x > V8(20.0f);
+  if (sig) *sig = v8_select(above, V8(1.0f), e / u);
+  return v8_select(above, x, v8_select(tiny, e, l));
+}
+
+static inline v8f v8_sigmoid(v8f x) { return V8(1.0f) / (V8(1.0f) + v8_exp(-x)); }
+
+#endif
