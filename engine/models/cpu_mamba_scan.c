@@ -28,14 +28,15 @@
 
 static int64_t n_groups(int64_t E) { return (E + GROUP - 1) / GROUP; }
 
-/* per-lane parameters of channels e0..e0+nv (idle lanes: A = -1, D = 0, bias 0) */
+/* per-lane parameters of channels e0..e0+nv (idle lanes: A = -1, D = 0, bias 0);
+ * A2 = A log2(e), so that exp(Δ A) = exp2(Δ A2) */
 typedef struct lanes {
   int64_t e0;
   int nv;
   v8f D, bias;
 } lanes;
 
-static lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A) {
+static lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A, v8f *A2) {
   lanes l;
   l.e0 = e0;
   l.nv = (int)(a->E - e0 < 8 ? a->E - e0 : 8);
@@ -45,13 +46,14 @@ static lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A) {
     v8f v = V8(0.0f); /* idle lanes: A_log = 0, A = -1 */
     for (int i = 0; i < l.nv; i++) v[i] = a->A_log[(e0 + i) * a->N + n];
     A[n] = -v8_exp(v);
+    A2[n] = A[n] * V8(ICL_LOG2E);
   }
   return l;
 }
 
 /* One step of the recurrence at row `row` for the lanes; s updated in place.
  * Returns y (before the gate); da (may be NULL) receives exp(Δ A). */
-static inline v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *A, v8f *s, v8f *da, int64_t row,
+static inline v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *A2, v8f *s, v8f *da, int64_t row,
                             v8f *delta_out, v8f *sig_out, v8f *u_out) {
   const int64_t N = a->N, E = a->E;
   v8f delta = v8_softplus(v8_load(a->dt + row * E + l->e0, l->nv) + l->bias, sig_out);
@@ -59,7 +61,7 @@ static inline v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *
   v8f du = delta * u, y = V8(0.0f);
   const float *Bt = a->bmat + row * a->ld_bc, *Ct = a->cmat + row * a->ld_bc;
   for (int64_t n = 0; n < N; n++) {
-    v8f d = v8_exp(delta * A[n]);
+    v8f d = v8_exp2(delta * A2[n]);
     s[n] = d * s[n] + du * V8(Bt[n]);
     y += V8(Ct[n]) * s[n];
     if (da) da[n] = d;
@@ -77,14 +79,14 @@ static int scan_fwd(icl_ctx *ctx, const icl_mamba_scan *a) {
 #pragma omp parallel for schedule(static) if (B * T * E >= 4096)
   for (int64_t task = 0; task < B * ng; task++) {
     int64_t b = task / ng, g = task % ng;
-    v8f A[ICL_MAMBA_MAX_N], s[ICL_MAMBA_MAX_N];
+    v8f A[ICL_MAMBA_MAX_N], A2[ICL_MAMBA_MAX_N], s[ICL_MAMBA_MAX_N];
     for (int64_t e0 = g * GROUP; e0 < E && e0 < (g + 1) * GROUP; e0 += 8) {
-      lanes l = lanes_load(a, e0, A);
+      lanes l = lanes_load(a, e0, A, A2);
       for (int64_t n = 0; n < N; n++) s[n] = V8(0.0f);
       for (int64_t t = 0; t < T; t++) {
         int64_t row = b * T + t;
         v8f delta, sig, u;
-        v8f y = scan_step(a, &l, A, s, NULL, row, &delta, &sig, &u);
+        v8f y = scan_step(a, &l, A2, s, NULL, row, &delta, &sig, &u);
         v8f z = v8_load(a->z + row * a->ld_z + e0, l.nv);
         v8_store(a->out + row * E + e0, y * (z * v8_sigmoid(z)), l.nv);
         int64_t c = t / Tc;
@@ -144,7 +146,7 @@ static int64_t scan_bwd_scratch(int64_t B, int64_t T, int64_t E, int64_t N, int6
 
 /* chunk [t0, t0+len) of sub-block `sub` for batch row b */
 static void bwd_chunk(const icl_mamba_scan *a, slot *sl, int sub, int64_t b, int64_t c, int64_t t0, int64_t len,
-                      const lanes *l, const v8f *A) {
+                      const lanes *l, const v8f *A, const v8f *A2) {
   const int64_t N = a->N, E = a->E, T = a->T, nck = icl_mamba_n_ckpt(T, a->Tc), e0 = l->e0;
   const int nv = l->nv;
   v8f *MU = sl->MU + sub * N, *DAACC = sl->DAACC + sub * N;
@@ -155,7 +157,7 @@ static void bwd_chunk(const icl_mamba_scan *a, slot *sl, int sub, int64_t b, int
     int64_t row = b * T + t0 + i;
     v8f *s = sl->S + (i + 1) * N;
     memcpy(s, s - N, sizeof(v8f) * (size_t)N);
-    v8f y = scan_step(a, l, A, s, sl->DA + i * N, row, &sl->DEL[i], &sl->SIG[i], &sl->U[i]);
+    v8f y = scan_step(a, l, A2, s, sl->DA + i * N, row, &sl->DEL[i], &sl->SIG[i], &sl->U[i]);
     v8f z = v8_load(a->z + row * a->ld_z + e0, nv), sz = v8_sigmoid(z), silu = z * sz;
     v8f go = v8_load(a->dout + row * E + e0, nv);
     v8_store(a->out + row * E + e0, y * silu, nv);
@@ -195,7 +197,7 @@ static void bwd_task(const icl_mamba_scan *a, slot *sl, int64_t b, int64_t g, fl
   const int nsub = (int)((e_end - g * GROUP + 7) / 8);
   float *dbc = part + (g * B * T + b * T) * 2 * N;
   float *dA_part = part + n_groups(E) * B * T * 2 * N, *dD_part = dA_part + B * E * N;
-  v8f A[ICL_MAMBA_MAX_N];
+  v8f A[ICL_MAMBA_MAX_N], A2[ICL_MAMBA_MAX_N];
   memset(sl->MU, 0, sizeof(v8f) * (size_t)(NSUB * N));
   memset(sl->DAACC, 0, sizeof(v8f) * (size_t)(NSUB * N));
   memset(sl->DDACC, 0, sizeof(v8f) * NSUB);
@@ -204,8 +206,8 @@ static void bwd_task(const icl_mamba_scan *a, slot *sl, int64_t b, int64_t g, fl
     memset(sl->DB, 0, sizeof(v8f) * (size_t)(len * N));
     memset(sl->DC, 0, sizeof(v8f) * (size_t)(len * N));
     for (int sub = 0; sub < nsub; sub++) {
-      lanes l = lanes_load(a, g * GROUP + 8 * sub, A);
-      bwd_chunk(a, sl, sub, b, c, t0, len, &l, A);
+      lanes l = lanes_load(a, g * GROUP + 8 * sub, A, A2);
+      bwd_chunk(a, sl, sub, b, c, t0, len, &l, A, A2);
     }
     for (int64_t i = 0; i < len; i++)
       for (int64_t n = 0; n < N; n++) {

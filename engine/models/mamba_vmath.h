@@ -5,11 +5,7 @@
  * does the same IEEE operations in the same order (no FMA contraction), so
  * results do not depend on the vector width or the build.
  *
- * exp: x = n ln2 + r with n = round(x / ln2), |r| <= ln2/2, the ln2 split
- * in two (Cody-Waite: n * LN2_HI is exact for |n| < 2^15), e^r by its
- * Taylor series to r^7 (truncation < 1e-8 relative), times 2^n built in
- * the exponent bits. Max error about 2 ulp on [-87, 88]; below -87.3 the
- * result is 0 (the scan's decay factors only ever need x <= 0).
+ * exp2 / exp: see v8_exp2 (a few ulp).
  * log (for softplus only, argument >= 1): x = m 2^k with m in [sqrt(.5),
  * sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1), by its odd series to s^11. */
 #ifndef ICL_MAMBA_VMATH_H
@@ -31,43 +27,56 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 /* unaligned loads/stores of the first nv lanes (the rest read as 0) */
 static inline v8f v8_load(const float *p, int nv) {
   v8f v = V8(0.0f);
-  memcpy(&v, p, sizeof(float) * (size_t)(nv < 8 ? nv : 8));
+  if (nv >= 8) memcpy(&v, p, sizeof v); /* constant size: one unaligned vector load */
+  else
+    for (int i = 0; i < nv; i++) v[i] = p[i];
   return v;
 }
-static inline void v8_store(float *p, v8f v, int nv) { memcpy(p, &v, sizeof(float) * (size_t)(nv < 8 ? nv : 8)); }
+static inline void v8_store(float *p, v8f v, int nv) {
+  if (nv >= 8) memcpy(p, &v, sizeof v);
+  else
+    for (int i = 0; i < nv; i++) p[i] = v[i];
+}
 
 static inline v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)((mask & (v8i)a) | (~mask & (v8i)b)); }
+#if defined(__AVX__)
+static inline v8f v8_max(v8f a, v8f b) { return __builtin_ia32_maxps256(a, b); }
+static inline v8f v8_min(v8f a, v8f b) { return __builtin_ia32_minps256(a, b); }
+#else
 static inline v8f v8_max(v8f a, v8f b) { return v8_select(a > b, a, b); }
 static inline v8f v8_min(v8f a, v8f b) { return v8_select(a < b, a, b); }
+#endif
 static inline float v8_hsum(v8f v) {
   /* fixed pairwise order */
   float a = (v[0] + v[4]) + (v[2] + v[6]), b = (v[1] + v[5]) + (v[3] + v[7]);
   return a + b;
 }
 
-static inline v8f v8_exp(v8f x) {
-  const v8f log2e = V8(1.44269504088896341f), ln2_hi = V8(0.693359375f), ln2_lo = V8(-2.12194440e-4f);
+#define ICL_LOG2E 1.44269504088896341f
+
+/* 2^x: x = n + f with n = round(x), |f| <= 1/2 (exact), 2^f by a degree-5
+ * polynomial fitted here for minimal relative error on [-1/2, 1/2]
+ * (7.5e-8 in exact arithmetic, 2.3e-7 with float Horner steps), times 2^n
+ * built in the exponent field. x is clamped to [-126, 127]: the result never
+ * underflows below 2^-126 (a decay factor that small is as good as 0). */
+static inline v8f v8_exp2(v8f x) {
+  x = v8_min(v8_max(x, V8(-126.0f)), V8(127.0f));
   const v8f round_magic = V8(12582912.0f); /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
-  v8i under = x < V8(-87.3365f);
-  x = v8_min(x, V8(88.3762f));
-  x = v8_max(x, V8(-87.3365f));
-  v8f n = (x * log2e + round_magic) - round_magic;
-  v8f r = (x - n * ln2_hi) - n * ln2_lo;
-  v8f p = V8(1.0f / 5040.0f);
-  p = p * r + V8(1.0f / 720.0f);
-  p = p * r + V8(1.0f / 120.0f);
-  p = p * r + V8(1.0f / 24.0f);
-  p = p * r + V8(1.0f / 6.0f);
-  p = p * r + V8(0.5f);
-  p = p * r + V8(1.0f);
-  p = p * r + V8(1.0f);
-  /* 2^n in two halves, so n = 128 (x near 88.7) does not overflow the exponent field */
-  v8i ni = __builtin_convertvector(n, v8i);
-  v8i h1 = ni >> 1, h2 = ni - h1;
-  v8f s1 = (v8f)((h1 + V8I(127)) << 23), s2 = (v8f)((h2 + V8I(127)) << 23);
-  v8f y = p * s1 * s2;
-  return (v8f)((v8i)y & ~under);
+  v8f n = (x + round_magic) - round_magic;
+  v8f f = x - n;
+  v8f p = V8(1.327647129e-3f);
+  p = p * f + V8(9.675541893e-3f);
+  p = p * f + V8(5.550713092e-2f);
+  p = p * f + V8(2.402212024e-1f);
+  p = p * f + V8(6.931469440e-1f);
+  p = p * f + V8(1.000000119f);
+  v8i e = (__builtin_convertvector(n, v8i) + V8I(127)) << 23;
+  return p * (v8f)e;
 }
+
+/* e^x; the rounding of x log2(e) costs |x| * 1e-7 relative, which only
+ * matters where e^x is negligible or the caller saturates (softplus > 20) */
+static inline v8f v8_exp(v8f x) { return v8_exp2(x * V8(ICL_LOG2E)); }
 
 /* natural log for x >= 1 (finite) */
 static inline v8f v8_log_ge1(v8f x) {

@@ -30,6 +30,34 @@ static double dot(const float *a, const float *b, int64_t n) {
   return s;
 }
 
+/* Each kernel input is checked twice by finite differences (gradcheck.h):
+ * (1) of a naive double-precision loop: no rounding noise, so the float
+ *     analytic gradient must agree to float accuracy (max rel < 1e-3);
+ * (2) of the float kernel itself: its rounding, divided by the step, leaves
+ *     ~1e-5 absolute noise in a derivative, so the per-input norm of the
+ *     error is what is bounded (norm rel < 1e-2; a wrong formula gives ~1). */
+typedef struct grad_in {
+  const char *name;
+  float *x, *g;
+  int64_t n;
+} grad_in;
+
+static void check_inputs(icl_ctx *ctx, const char *what, const grad_in *in, int nin, icl_gradcheck_fn ref,
+                         icl_gradcheck_fn kern, void *ud) {
+  icl_gradcheck_opts o = icl_gradcheck_defaults();
+  o.max_checks = 400;
+  for (int i = 0; i < nin; i++) {
+    icl_gradcheck_report r, q;
+    CHECK_OK(ctx, icl_gradcheck(ctx, in[i].x, in[i].g, in[i].n, ref, ud, &o, &r));
+    CHECK_MSG(r.max_rel < 1e-3, "%s d%s vs reference FD: rel err %.3g at %lld (numeric %.6g, analytic %.6g)", what,
+              in[i].name, r.max_rel, (long long)r.worst, r.worst_numeric, r.worst_analytic);
+    CHECK_OK(ctx, icl_gradcheck(ctx, in[i].x, in[i].g, in[i].n, kern, ud, &o, &q));
+    CHECK_MSG(q.norm_rel < 1e-2, "%s d%s vs kernel FD: norm rel err %.3g", what, in[i].name, q.norm_rel);
+    printf("  %s d%-9s ref FD: max rel %.1e | kernel FD: norm rel %.1e (%lld checked)\n", what, in[i].name, r.max_rel,
+           q.norm_rel, (long long)r.checked);
+  }
+}
+
 /* ---- conv ------------------------------------------------------------------ */
 
 typedef struct conv_case {
@@ -44,26 +72,39 @@ static int conv_loss(icl_ctx *ctx, void *ud, double *loss) {
   return rc;
 }
 
+/* naive: u = silu(b + sum_k w x_{t-K+1+k}); loss = sum g u; *err: max rel error of the kernel's u */
+static double conv_ref(const conv_case *c, double *err) {
+  double loss = 0;
+  if (err) *err = 0;
+  for (int64_t b = 0; b < c->B; b++)
+    for (int64_t t = 0; t < c->T; t++)
+      for (int64_t e = 0; e < c->E; e++) {
+        double a = c->b[e];
+        for (int64_t k = 0; k < c->K; k++)
+          if (t - c->K + 1 + k >= 0) a += (double)c->w[e * c->K + k] * c->x[(b * c->T + t - c->K + 1 + k) * c->ldx + e];
+        double want = a / (1 + exp(-a));
+        loss += want * c->g[(b * c->T + t) * c->E + e];
+        if (err) *err = fmax(*err, fabs(c->u[(b * c->T + t) * c->E + e] - want) / fmax(fabs(want), 1e-2));
+      }
+  return loss;
+}
+
+static int conv_ref_loss(icl_ctx *ctx, void *ud, double *loss) {
+  (void)ctx;
+  *loss = conv_ref(ud, NULL);
+  return 0;
+}
+
 static void test_conv(void) {
   icl_ctx *ctx = icl_t_ctx();
   conv_case c = {2, 9, 11, 4, 22, NULL, NULL, NULL, NULL, NULL};
   int64_t bt = c.B * c.T, nx = bt * c.ldx;
   c.x = randn(nx, 1, 0, 1), c.w = randn(c.E * c.K, 0.5f, 0, 2), c.b = randn(c.E, 0.5f, 0, 3);
   c.g = randn(bt * c.E, 1, 0, 4), c.u = zeros(bt * c.E);
-  double loss;
+  double loss, err;
   CHECK_OK(ctx, conv_loss(ctx, &c, &loss));
-  /* naive: u = silu(b + sum_k w x_{t-K+1+k}) */
-  double worst = 0;
-  for (int64_t b = 0; b < c.B; b++)
-    for (int64_t t = 0; t < c.T; t++)
-      for (int64_t e = 0; e < c.E; e++) {
-        double a = c.b[e];
-        for (int64_t k = 0; k < c.K; k++)
-          if (t - c.K + 1 + k >= 0) a += (double)c.w[e * c.K + k] * c.x[(b * c.T + t - c.K + 1 + k) * c.ldx + e];
-        double want = a / (1 + exp(-a)), got = c.u[(b * c.T + t) * c.E + e];
-        worst = fmax(worst, fabs(got - want) / fmax(fabs(want), 1e-3));
-      }
-  CHECK_MSG(worst < 1e-5, "conv forward vs naive: rel err %.3g", worst);
+  conv_ref(&c, &err);
+  CHECK_MSG(err < 1e-5, "conv forward vs naive: rel err %.3g", err);
   float *dx = zeros(nx), *dw = zeros(c.E * c.K), *db = zeros(c.E), *du = malloc(sizeof(float) * (size_t)(bt * c.E));
   float *scratch = zeros(icl_cpu_mamba_kernels.conv_bwd_scratch(c.B, c.E, c.K));
   memcpy(du, c.g, sizeof(float) * (size_t)(bt * c.E));
@@ -72,18 +113,8 @@ static void test_conv(void) {
   /* only the x columns [0, E) of each row are inputs; the rest must stay untouched (0) */
   for (int64_t r = 0; r < bt; r++)
     for (int64_t e = c.E; e < c.ldx; e++) CHECK(dx[r * c.ldx + e] == 0);
-  icl_gradcheck_report r;
-  struct {
-    const char *name;
-    float *x, *g;
-    int64_t n;
-  } in[] = {{"x", c.x, dx, nx}, {"w", c.w, dw, c.E * c.K}, {"b", c.b, db, c.E}};
-  for (int i = 0; i < 3; i++) {
-    CHECK_OK(ctx, icl_gradcheck(ctx, in[i].x, in[i].g, in[i].n, conv_loss, &c, NULL, &r));
-    CHECK_MSG(r.max_rel < 1e-3, "conv d%s: rel err %.3g (numeric %.6g, analytic %.6g)", in[i].name, r.max_rel,
-              r.worst_numeric, r.worst_analytic);
-    printf("  conv d%-2s max rel %.2e (%lld checked)\n", in[i].name, r.max_rel, (long long)r.checked);
-  }
+  grad_in in[] = {{"x", c.x, dx, nx}, {"w", c.w, dw, c.E * c.K}, {"b", c.b, db, c.E}};
+  check_inputs(ctx, "conv", in, 3, conv_ref_loss, conv_loss, &c);
   free(c.x), free(c.w), free(c.b), free(c.g), free(c.u), free(dx), free(dw), free(db), free(du), free(scratch);
   icl_ctx_free(ctx);
 }
@@ -102,13 +133,14 @@ static int scan_loss(icl_ctx *ctx, void *ud, double *loss) {
   return rc;
 }
 
-/* naive double-precision scan; returns the max relative error of out and of the checkpoints
- * (relative to max(|value|, 1e-2): the values are O(1)) */
-static double scan_naive_err(const scan_case *c, double *ckpt_err) {
+/* naive double-precision scan: returns loss = sum g out; with err != NULL also the max
+ * relative errors of the kernel's out and checkpoints (relative to max(|value|, 1e-2):
+ * the values are O(1)) */
+static double scan_ref(const scan_case *c, double *err, double *ckpt_err) {
   const icl_mamba_scan *s = &c->s;
   const int64_t N = s->N, E = s->E, nck = icl_mamba_n_ckpt(s->T, s->Tc);
-  double worst = 0;
-  *ckpt_err = 0;
+  double loss = 0;
+  if (err) *err = *ckpt_err = 0;
   double *st = malloc(sizeof(double) * (size_t)N);
   for (int64_t b = 0; b < s->B; b++)
     for (int64_t e = 0; e < E; e++) {
@@ -121,18 +153,25 @@ static double scan_naive_err(const scan_case *c, double *ckpt_err) {
           double A = -exp((double)c->A_log[e * N + n]);
           st[n] = exp(delta * A) * st[n] + delta * c->bc[row * 2 * N + n] * u;
           y += c->bc[row * 2 * N + N + n] * st[n];
-          if (c->s.ckpt && (t + 1) % s->Tc == 0 && t / s->Tc < nck) {
+          if (err && (t + 1) % s->Tc == 0 && t / s->Tc < nck) {
             double got = c->s.ckpt[((b * nck + t / s->Tc) * N + n) * E + e];
             *ckpt_err = fmax(*ckpt_err, fabs(got - st[n]) / fmax(fabs(st[n]), 1e-2));
           }
         }
         y += c->D[e] * u;
-        double z = c->z[row * E + e], want = y * z / (1 + exp(-z)), got = c->out[row * E + e];
-        worst = fmax(worst, fabs(got - want) / fmax(fabs(want), 1e-2)); /* outputs are O(1) */
+        double z = c->z[row * E + e], want = y * z / (1 + exp(-z));
+        loss += want * c->g[row * E + e];
+        if (err) *err = fmax(*err, fabs(c->out[row * E + e] - want) / fmax(fabs(want), 1e-2));
       }
     }
   free(st);
-  return worst;
+  return loss;
+}
+
+static int scan_ref_loss(icl_ctx *ctx, void *ud, double *loss) {
+  (void)ctx;
+  *loss = scan_ref(ud, NULL, NULL);
+  return 0;
 }
 
 static void scan_case_init(scan_case *c, int64_t B, int64_t T, int64_t E, int64_t N, int64_t Tc) {
@@ -165,9 +204,9 @@ static void check_scan(int64_t B, int64_t T, int64_t E, int64_t N, int64_t Tc) {
   scan_case c;
   scan_case_init(&c, B, T, E, N, Tc);
   const int64_t bt = B * T;
-  double loss, ck_err;
+  double loss, err, ck_err;
   CHECK_OK(ctx, scan_loss(ctx, &c, &loss));
-  double err = scan_naive_err(&c, &ck_err);
+  scan_ref(&c, &err, &ck_err);
   CHECK_MSG(err < 1e-4 && ck_err < 1e-4, "scan forward vs naive (E=%lld): out %.3g, checkpoints %.3g", (long long)E,
             err, ck_err);
   float *du = zeros(bt * E), *ddt = zeros(bt * E), *dz = zeros(bt * E), *dbc = zeros(bt * 2 * N);
@@ -182,23 +221,12 @@ static void check_scan(int64_t B, int64_t T, int64_t E, int64_t N, int64_t Tc) {
   CHECK(memcmp(out2, c.out, sizeof(float) * (size_t)(bt * E)) == 0);
   for (int64_t r = 0; r < bt; r++)
     for (int64_t e = 0; e < E; e++) dbias[e] += ddt[r * E + e];
-  struct {
-    const char *name;
-    float *x, *g;
-    int64_t n;
-  } in[] = {{"u", c.u, du, bt * E},        {"dt", c.dt, ddt, bt * E},  {"dt_bias", c.bias, dbias, E},
-            {"B|C", c.bc, dbc, bt * 2 * N}, {"z (gate)", c.z, dz, bt * E}, {"A_log", c.A_log, dA, E * N},
-            {"D", c.D, dD, E}};
-  icl_gradcheck_opts o = icl_gradcheck_defaults();
-  o.max_checks = 400;
-  for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
-    icl_gradcheck_report r;
-    CHECK_OK(ctx, icl_gradcheck(ctx, in[i].x, in[i].g, in[i].n, scan_loss, &c, &o, &r));
-    CHECK_MSG(r.max_rel < 1e-3, "scan d%s (E=%lld): rel err %.3g at %lld (numeric %.6g, analytic %.6g)", in[i].name,
-              (long long)E, r.max_rel, (long long)r.worst, r.worst_numeric, r.worst_analytic);
-    printf("  scan E=%-3lld d%-9s max rel %.2e (%lld checked)\n", (long long)E, in[i].name, r.max_rel,
-           (long long)r.checked);
-  }
+  grad_in in[] = {{"u", c.u, du, bt * E},        {"dt", c.dt, ddt, bt * E},  {"dt_bias", c.bias, dbias, E},
+                  {"B|C", c.bc, dbc, bt * 2 * N}, {"z(gate)", c.z, dz, bt * E}, {"A_log", c.A_log, dA, E * N},
+                  {"D", c.D, dD, E}};
+  char what[32];
+  snprintf(what, sizeof what, "scan E=%lld", (long long)E);
+  check_inputs(ctx, what, in, 7, scan_ref_loss, scan_loss, &c);
   free(du), free(ddt), free(dz), free(dbc), free(dA), free(dD), free(dbias), free(out2), free(scratch);
   scan_case_free(&c);
   icl_ctx_free(ctx);
