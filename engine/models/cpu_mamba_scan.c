@@ -24,6 +24,10 @@
 #include "mamba_vmath.h"
 
 #define GROUP 64 /* channels per task */
+/* rows ahead to prefetch: consecutive time steps are E floats apart, a
+ * stride the hardware prefetchers miss, and one step of N states is too
+ * little work to hide a memory access */
+#define PF_AHEAD 8
 #define NSUB (GROUP / 8)
 
 static int64_t n_groups(int64_t E) { return (E + GROUP - 1) / GROUP; }
@@ -49,6 +53,21 @@ static lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A, v8f *A2) {
     A2[n] = A[n] * V8(ICL_LOG2E);
   }
   return l;
+}
+
+/* the inputs of the step at row (and, for the backward, its gradient rows) */
+static inline void prefetch_row(const icl_mamba_scan *a, int64_t row, int64_t e0, int bwd) {
+  const int64_t E = a->E;
+  __builtin_prefetch(a->u + row * E + e0);
+  __builtin_prefetch(a->dt + row * E + e0);
+  __builtin_prefetch(a->z + row * a->ld_z + e0);
+  __builtin_prefetch(a->bmat + row * a->ld_bc);
+  __builtin_prefetch(a->cmat + row * a->ld_bc);
+  __builtin_prefetch(a->out + row * E + e0, 1);
+  if (bwd) {
+    __builtin_prefetch(a->dout + row * E + e0);
+    __builtin_prefetch(a->dz + row * a->ld_z + e0, 1);
+  }
 }
 
 /* One step of the recurrence at row `row` for the lanes; s updated in place.
@@ -85,8 +104,9 @@ static int scan_fwd(icl_ctx *ctx, const icl_mamba_scan *a) {
       for (int64_t n = 0; n < N; n++) s[n] = V8(0.0f);
       for (int64_t t = 0; t < T; t++) {
         int64_t row = b * T + t;
-        v8f delta, sig, u;
-        v8f y = scan_step(a, &l, A2, s, NULL, row, &delta, &sig, &u);
+        if (t + PF_AHEAD < T) prefetch_row(a, row + PF_AHEAD, e0, 0);
+        v8f delta, u;
+        v8f y = scan_step(a, &l, A2, s, NULL, row, &delta, NULL, &u);
         v8f z = v8_load(a->z + row * a->ld_z + e0, l.nv);
         v8_store(a->out + row * E + e0, y * (z * v8_sigmoid(z)), l.nv);
         int64_t c = t / Tc;
@@ -155,6 +175,7 @@ static void bwd_chunk(const icl_mamba_scan *a, slot *sl, int sub, int64_t b, int
     sl->S[n] = c == 0 ? V8(0.0f) : v8_load(a->ckpt + ((b * nck + c - 1) * N + n) * E + e0, nv);
   for (int64_t i = 0; i < len; i++) {
     int64_t row = b * T + t0 + i;
+    if (i + PF_AHEAD < len) prefetch_row(a, row + PF_AHEAD, e0, 1);
     v8f *s = sl->S + (i + 1) * N;
     memcpy(s, s - N, sizeof(v8f) * (size_t)N);
     v8f y = scan_step(a, l, A2, s, sl->DA + i * N, row, &sl->DEL[i], &sl->SIG[i], &sl->U[i]);
@@ -168,6 +189,10 @@ static void bwd_chunk(const icl_mamba_scan *a, slot *sl, int sub, int64_t b, int
   v8f dd_acc = sl->DDACC[sub];
   for (int64_t i = len - 1; i >= 0; i--) {
     int64_t row = b * T + t0 + i;
+    if (i >= PF_AHEAD) {
+      __builtin_prefetch(a->du + (row - PF_AHEAD) * E + e0, 1);
+      __builtin_prefetch(a->ddt + (row - PF_AHEAD) * E + e0, 1);
+    }
     const float *Bt = a->bmat + row * a->ld_bc, *Ct = a->cmat + row * a->ld_bc;
     v8f gy = sl->GY[i], delta = sl->DEL[i], u = sl->U[i], du_dt = delta * u;
     v8f lb = V8(0.0f), ddelta = V8(0.0f);

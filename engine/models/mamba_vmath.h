@@ -20,20 +20,20 @@
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
 
 #define V8(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define V8I(x) ((v8i){(x), (x), (x), (x), (x), (x), (x), (x)})
 
 /* unaligned loads/stores of the first nv lanes (the rest read as 0) */
 static inline v8f v8_load(const float *p, int nv) {
+  if (nv >= 8) return *(const v8f_unaligned *)p;
   v8f v = V8(0.0f);
-  if (nv >= 8) memcpy(&v, p, sizeof v); /* constant size: one unaligned vector load */
-  else
-    for (int i = 0; i < nv; i++) v[i] = p[i];
+  for (int i = 0; i < nv; i++) v[i] = p[i];
   return v;
 }
 static inline void v8_store(float *p, v8f v, int nv) {
-  if (nv >= 8) memcpy(p, &v, sizeof v);
+  if (nv >= 8) *(v8f_unaligned *)p = v;
   else
     for (int i = 0; i < nv; i++) p[i] = v[i];
 }
