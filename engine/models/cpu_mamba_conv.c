@@ -17,7 +17,7 @@ static void load_taps(v8f *wv, const float *w, int64_t e0, int nv, int64_t K) {
 }
 
 /* xc at time t of row block x (stride ldx) */
-static inline v8f conv_at(const float *x, int64_t ldx, int64_t t, const v8f *wv, v8f bias, int64_t K, int nv) {
+V8_FN v8f conv_at(const float *x, int64_t ldx, int64_t t, const v8f *wv, v8f bias, int64_t K, int nv) {
   v8f acc = bias;
   for (int64_t k = 0; k < K; k++) {
     int64_t ts = t - K + 1 + k;

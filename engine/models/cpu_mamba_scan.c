@@ -40,7 +40,7 @@ typedef struct lanes {
   v8f D, bias;
 } lanes;
 
-static lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A, v8f *A2) {
+V8_FN lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A, v8f *A2) {
   lanes l;
   l.e0 = e0;
   l.nv = (int)(a->E - e0 < 8 ? a->E - e0 : 8);
@@ -72,7 +72,7 @@ static inline void prefetch_row(const icl_mamba_scan *a, int64_t row, int64_t e0
 
 /* One step of the recurrence at row `row` for the lanes; s updated in place.
  * Returns y (before the gate); da (may be NULL) receives exp(Δ A). */
-static inline v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *A2, v8f *s, v8f *da, int64_t row,
+V8_FN v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *A2, v8f *s, v8f *da, int64_t row,
                             v8f *delta_out, v8f *sig_out, v8f *u_out) {
   const int64_t N = a->N, E = a->E;
   v8f delta = v8_softplus(v8_load(a->dt + row * E + l->e0, l->nv) + l->bias, sig_out);

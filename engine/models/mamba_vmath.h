@@ -17,6 +17,9 @@
 /* Without AVX, GCC warns that 32-byte vector arguments change the ABI; these
  * helpers are static inline and never cross a library boundary. */
 #pragma GCC diagnostic ignored "-Wpsabi"
+/* always inlined: an outlined clone would raise that warning again, with no
+ * source location for the pragma to apply to */
+#define V8_FN static inline __attribute__((always_inline))
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -26,27 +29,27 @@ typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4), may_alia
 #define V8I(x) ((v8i){(x), (x), (x), (x), (x), (x), (x), (x)})
 
 /* unaligned loads/stores of the first nv lanes (the rest read as 0) */
-static inline v8f v8_load(const float *p, int nv) {
+V8_FN v8f v8_load(const float *p, int nv) {
   if (nv >= 8) return *(const v8f_unaligned *)p;
   v8f v = V8(0.0f);
   for (int i = 0; i < nv; i++) v[i] = p[i];
   return v;
 }
-static inline void v8_store(float *p, v8f v, int nv) {
+V8_FN void v8_store(float *p, v8f v, int nv) {
   if (nv >= 8) *(v8f_unaligned *)p = v;
   else
     for (int i = 0; i < nv; i++) p[i] = v[i];
 }
 
-static inline v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)((mask & (v8i)a) | (~mask & (v8i)b)); }
+V8_FN v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)((mask & (v8i)a) | (~mask & (v8i)b)); }
 #if defined(__AVX__)
-static inline v8f v8_max(v8f a, v8f b) { return __builtin_ia32_maxps256(a, b); }
-static inline v8f v8_min(v8f a, v8f b) { return __builtin_ia32_minps256(a, b); }
+V8_FN v8f v8_max(v8f a, v8f b) { return __builtin_ia32_maxps256(a, b); }
+V8_FN v8f v8_min(v8f a, v8f b) { return __builtin_ia32_minps256(a, b); }
 #else
-static inline v8f v8_max(v8f a, v8f b) { return v8_select(a > b, a, b); }
-static inline v8f v8_min(v8f a, v8f b) { return v8_select(a < b, a, b); }
+V8_FN v8f v8_max(v8f a, v8f b) { return v8_select(a > b, a, b); }
+V8_FN v8f v8_min(v8f a, v8f b) { return v8_select(a < b, a, b); }
 #endif
-static inline float v8_hsum(v8f v) {
+V8_FN float v8_hsum(v8f v) {
   /* fixed pairwise order */
   float a = (v[0] + v[4]) + (v[2] + v[6]), b = (v[1] + v[5]) + (v[3] + v[7]);
   return a + b;
@@ -59,7 +62,7 @@ static inline float v8_hsum(v8f v) {
  * (7.5e-8 in exact arithmetic, 2.3e-7 with float Horner steps), times 2^n
  * built in the exponent field. x is clamped to [-126, 127]: the result never
  * underflows below 2^-126 (a decay factor that small is as good as 0). */
-static inline v8f v8_exp2(v8f x) {
+V8_FN v8f v8_exp2(v8f x) {
   x = v8_min(v8_max(x, V8(-126.0f)), V8(127.0f));
   const v8f round_magic = V8(12582912.0f); /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
   v8f n = (x + round_magic) - round_magic;
@@ -76,10 +79,10 @@ static inline v8f v8_exp2(v8f x) {
 
 /* e^x; the rounding of x log2(e) costs |x| * 1e-7 relative, which only
  * matters where e^x is negligible or the caller saturates (softplus > 20) */
-static inline v8f v8_exp(v8f x) { return v8_exp2(x * V8(ICL_LOG2E)); }
+V8_FN v8f v8_exp(v8f x) { return v8_exp2(x * V8(ICL_LOG2E)); }
 
 /* natural log for x >= 1 (finite) */
-static inline v8f v8_log_ge1(v8f x) {
+V8_FN v8f v8_log_ge1(v8f x) {
   v8i xi = (v8i)x;
   v8i k = ((xi >> 23) & V8I(0xff)) - V8I(127);
   v8f m = (v8f)((xi & V8I(0x007fffff)) | V8I(0x3f800000)); /* [1, 2) */
@@ -100,7 +103,7 @@ static inline v8f v8_log_ge1(v8f x) {
 /* softplus with PyTorch's threshold: x for x > 20, else log(1 + e^x), the
  * log1p computed as log(u) * e / (u - 1) with u = 1 + e (exact to a few
  * ulp even when e is tiny). *sig gets the sigmoid, d softplus / dx. */
-static inline v8f v8_softplus(v8f x, v8f *sig) {
+V8_FN v8f v8_softplus(v8f x, v8f *sig) {
   v8f e = v8_exp(v8_min(x, V8(20.0f)));
   v8f u = V8(1.0f) + e, um1 = u - V8(1.0f);
   v8i tiny = um1 == V8(0.0f);
@@ -110,6 +113,6 @@ static inline v8f v8_softplus(v8f x, v8f *sig) {
   return v8_select(above, x, v8_select(tiny, e, l));
 }
 
-static inline v8f v8_sigmoid(v8f x) { return V8(1.0f) / (V8(1.0f) + v8_exp(-x)); }
+V8_FN v8f v8_sigmoid(v8f x) { return V8(1.0f) / (V8(1.0f) + v8_exp(-x)); }
 
 #endif
