@@ -80,8 +80,33 @@ static int m_workspace(lua_State *L) {
   return 2;
 }
 
-static const luaL_Reg mamba_methods[] = {
-    {"attention", m_attention}, {"config", m_config}, {"workspace", m_workspace}, {NULL, NULL}};
+/* profile(on) switches phase timing on/off (and resets it); profile() ->
+ * {gemm=, conv=, scan=, other= (seconds), gemm_flops=} since it was switched on */
+static int m_profile(lua_State *L) {
+  check_mamba(L);
+  icl_model *m = icl_lua_check_model(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    icl_mamba_set_profiling(m, lua_toboolean(L, 2));
+    return 0;
+  }
+  icl_mamba_profile p = icl_mamba_get_profile(m);
+  lua_createtable(L, 0, 5);
+  const struct {
+    const char *k;
+    double v;
+  } f[] = {{"gemm", p.gemm}, {"conv", p.conv}, {"scan", p.scan}, {"other", p.other}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushnumber(L, f[i].v);
+    lua_setfield(L, -2, f[i].k);
+  }
+  lua_pushinteger(L, (lua_Integer)p.gemm_flops);
+  lua_setfield(L, -2, "gemm_flops");
+  return 1;
+}
+
+static const luaL_Reg mamba_methods[] = {{"attention", m_attention}, {"config", m_config},
+                                         {"workspace", m_workspace}, {"profile", m_profile}, {NULL, NULL}};
 
 void icl_lua_open_mamba(lua_State *L, int module_idx) {
   icl_lua_register_family(L, module_idx, "mamba", l_mamba_new, mamba_methods);

@@ -43,4 +43,16 @@ const icl_mamba_cfg *icl_mamba_config(const icl_model *m);
  * kernel scratch (temp); saved + temp = the workspace. */
 void icl_mamba_workspace_parts(const icl_model *m, int64_t B, int64_t T, int train, int64_t *saved, int64_t *temp);
 
+/* Opt-in timing of the backbone's phases for benchmarks: wall seconds spent
+ * in the projections (GEMMs), the conv, the scan and the rest (norms,
+ * copies), summed over forward and backward calls since profiling was
+ * switched on. Exact on the CPU; on an asynchronous device it measures
+ * launches only. */
+typedef struct icl_mamba_profile {
+  double gemm, conv, scan, other;
+  int64_t gemm_flops; /* floating-point operations of those GEMMs */
+} icl_mamba_profile;
+int icl_mamba_set_profiling(icl_model *m, int on); /* resets the totals */
+icl_mamba_profile icl_mamba_get_profile(const icl_model *m);
+
 #endif

@@ -16,6 +16,9 @@ typedef struct icl_mamba {
   icl_mamba_layer *layer;
   const icl_mamba_kernels *k; /* the model device's kernels (sizes their scratch) */
   int norm_f;
+  int profiling;
+  double prof_last;
+  icl_mamba_profile prof;
 } icl_mamba;
 
 int64_t icl_mamba_workspace(const icl_model *m, int64_t B, int64_t T, int train);
