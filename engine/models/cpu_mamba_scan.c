@@ -55,18 +55,22 @@ V8_FN lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A, v8f *A2) {
   return l;
 }
 
-/* the inputs of the step at row (and, for the backward, its gradient rows) */
-static inline void prefetch_row(const icl_mamba_scan *a, int64_t row, int64_t e0, int bwd) {
+/* the inputs of the step at row for nsub sub-blocks from channel e0 (and,
+ * for the backward, its gradient rows): one prefetch per 64-byte line */
+static inline void prefetch_row(const icl_mamba_scan *a, int64_t row, int64_t e0, int nsub, int bwd) {
   const int64_t E = a->E;
-  __builtin_prefetch(a->u + row * E + e0);
-  __builtin_prefetch(a->dt + row * E + e0);
-  __builtin_prefetch(a->z + row * a->ld_z + e0);
   __builtin_prefetch(a->bmat + row * a->ld_bc);
   __builtin_prefetch(a->cmat + row * a->ld_bc);
-  __builtin_prefetch(a->out + row * E + e0, 1);
-  if (bwd) {
-    __builtin_prefetch(a->dout + row * E + e0);
-    __builtin_prefetch(a->dz + row * a->ld_z + e0, 1);
+  for (int j = 0; j < nsub; j += 2) {
+    int64_t e = e0 + 8 * j;
+    __builtin_prefetch(a->u + row * E + e);
+    __builtin_prefetch(a->dt + row * E + e);
+    __builtin_prefetch(a->z + row * a->ld_z + e);
+    __builtin_prefetch(a->out + row * E + e, 1);
+    if (bwd) {
+      __builtin_prefetch(a->dout + row * E + e);
+      __builtin_prefetch(a->dz + row * a->ld_z + e, 1);
+    }
   }
 }
 
@@ -90,6 +94,9 @@ V8_FN v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *A2, v8f 
   return y + l->D * u;
 }
 
+/* Forward: per task, time is the outer loop and the group's 8-channel
+ * sub-blocks the inner one, so each step reads whole 256-byte row segments
+ * (prefetched a few rows ahead) and has 8 x N independent exponentials. */
 static int scan_fwd(icl_ctx *ctx, const icl_mamba_scan *a) {
   const int64_t B = a->B, T = a->T, E = a->E, N = a->N, Tc = a->Tc;
   if (N > ICL_MAMBA_MAX_N) return icl_errorf(ctx, ICL_ENOTIMPL, "mamba scan: state size %lld > %d", (long long)N,
@@ -98,20 +105,26 @@ static int scan_fwd(icl_ctx *ctx, const icl_mamba_scan *a) {
 #pragma omp parallel for schedule(static) if (B * T * E >= 4096)
   for (int64_t task = 0; task < B * ng; task++) {
     int64_t b = task / ng, g = task % ng;
-    v8f A[ICL_MAMBA_MAX_N], A2[ICL_MAMBA_MAX_N], s[ICL_MAMBA_MAX_N];
-    for (int64_t e0 = g * GROUP; e0 < E && e0 < (g + 1) * GROUP; e0 += 8) {
-      lanes l = lanes_load(a, e0, A, A2);
-      for (int64_t n = 0; n < N; n++) s[n] = V8(0.0f);
-      for (int64_t t = 0; t < T; t++) {
-        int64_t row = b * T + t;
-        if (t + PF_AHEAD < T) prefetch_row(a, row + PF_AHEAD, e0, 0);
+    const int nsub = (int)(((g + 1) * GROUP < E ? GROUP : E - g * GROUP) + 7) / 8;
+    v8f A[ICL_MAMBA_MAX_N], A2[NSUB][ICL_MAMBA_MAX_N], s[NSUB][ICL_MAMBA_MAX_N];
+    lanes l[NSUB];
+    for (int j = 0; j < nsub; j++) {
+      l[j] = lanes_load(a, g * GROUP + 8 * j, A, A2[j]);
+      for (int64_t n = 0; n < N; n++) s[j][n] = V8(0.0f);
+    }
+    for (int64_t t = 0; t < T; t++) {
+      int64_t row = b * T + t;
+      if (t + PF_AHEAD < T) prefetch_row(a, row + PF_AHEAD, g * GROUP, nsub, 0);
+      int64_t c = t / Tc;
+      int keep = a->ckpt && (t + 1) % Tc == 0 && c < nck;
+      for (int j = 0; j < nsub; j++) {
+        const int64_t e0 = l[j].e0;
         v8f delta, u;
-        v8f y = scan_step(a, &l, A2, s, NULL, row, &delta, NULL, &u);
-        v8f z = v8_load(a->z + row * a->ld_z + e0, l.nv);
-        v8_store(a->out + row * E + e0, y * (z * v8_sigmoid(z)), l.nv);
-        int64_t c = t / Tc;
-        if (a->ckpt && (t + 1) % Tc == 0 && c < nck)
-          for (int64_t n = 0; n < N; n++) v8_store(a->ckpt + ((b * nck + c) * N + n) * E + e0, s[n], l.nv);
+        v8f y = scan_step(a, &l[j], A2[j], s[j], NULL, row, &delta, NULL, &u);
+        v8f z = v8_load(a->z + row * a->ld_z + e0, l[j].nv);
+        v8_store(a->out + row * E + e0, y * (z * v8_sigmoid(z)), l[j].nv);
+        if (keep)
+          for (int64_t n = 0; n < N; n++) v8_store(a->ckpt + ((b * nck + c) * N + n) * E + e0, s[j][n], l[j].nv);
       }
     }
   }
@@ -175,7 +188,7 @@ static void bwd_chunk(const icl_mamba_scan *a, slot *sl, int sub, int64_t b, int
     sl->S[n] = c == 0 ? V8(0.0f) : v8_load(a->ckpt + ((b * nck + c - 1) * N + n) * E + e0, nv);
   for (int64_t i = 0; i < len; i++) {
     int64_t row = b * T + t0 + i;
-    if (i + PF_AHEAD < len) prefetch_row(a, row + PF_AHEAD, e0, 1);
+    if (i + PF_AHEAD < len) prefetch_row(a, row + PF_AHEAD, e0, 1, 1);
     v8f *s = sl->S + (i + 1) * N;
     memcpy(s, s - N, sizeof(v8f) * (size_t)N);
     v8f y = scan_step(a, l, A2, s, sl->DA + i * N, row, &sl->DEL[i], &sl->SIG[i], &sl->U[i]);

@@ -60,7 +60,7 @@ typedef struct icl_mamba_kernels {
 /* limits of every device's kernels: the conv taps and the N states of a
  * block of channels live in registers / on the stack */
 #define ICL_MAMBA_MAX_K 16
-#define ICL_MAMBA_MAX_N 256
+#define ICL_MAMBA_MAX_N 64
 
 /* states kept by the forward per batch row: one per chunk boundary */
 static inline int64_t icl_mamba_n_ckpt(int64_t T, int64_t Tc) { return (T + Tc - 1) / Tc - 1; }
