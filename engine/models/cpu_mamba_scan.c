@@ -1,12 +1,12 @@
 /* CPU selective scan with its gate (spec §6.2, §6.5).
  *
- * Work is split into tasks (batch row b, group of 64 channels); a task walks
- * its channels 8 at a time (one vector lane per channel), keeping the N
- * states of those 8 channels in a small array, with time as the inner
- * sequential loop. Tasks never write the same memory, so the forward is
- * exact for any thread count; the backward's sums over channels (dB, dC)
- * and over batch rows (dA_log, dD) go through per-task partials added in a
- * fixed order afterwards.
+ * Work is split into tasks (batch row b, group of 64 channels), with one
+ * vector lane per channel (8-channel sub-blocks). The forward walks time
+ * and, per step, the group's sub-blocks; the backward walks a chunk of time
+ * per sub-block (its scratch then stays small). Tasks never write the same
+ * memory, so the results do not depend on the thread count; the backward's
+ * sums over channels (dB, dC) and over batch rows (dA_log, dD) go through
+ * per-task partials added in a fixed order afterwards.
  *
  * Memory (what the forward keeps): only the states at chunk ends, every Tc
  * steps (ckpt [B, n_ckpt, N, E]). The backward walks the chunks from last
@@ -77,7 +77,7 @@ static inline void prefetch_row(const icl_mamba_scan *a, int64_t row, int64_t e0
 /* One step of the recurrence at row `row` for the lanes; s updated in place.
  * Returns y (before the gate); da (may be NULL) receives exp(Δ A). */
 V8_FN v8f scan_step(const icl_mamba_scan *a, const lanes *l, const v8f *A2, v8f *s, v8f *da, int64_t row,
-                            v8f *delta_out, v8f *sig_out, v8f *u_out) {
+                    v8f *delta_out, v8f *sig_out, v8f *u_out) {
   const int64_t N = a->N, E = a->E;
   v8f delta = v8_softplus(v8_load(a->dt + row * E + l->e0, l->nv) + l->bias, sig_out);
   v8f u = v8_load(a->u + row * E + l->e0, l->nv);
