@@ -2,7 +2,8 @@
  *   xc_t[e] = b[e] + Σ_k w[e,k] x_{t-K+1+k}[e],  u_t = silu(xc_t),
  * and its backward (§6.5). One task is (batch row, group of 64 channels):
  * the group's K filter taps sit in a small local table and the time loop
- * streams down the rows, reading whole row segments. The backward
+ * streams down the rows, reading whole row segments. Tasks write disjoint
+ * memory (dynamic scheduling is safe for determinism). The backward
  * recomputes xc from x instead of storing it (one conv per element, cheaper
  * than B·T·E floats per layer). */
 #include "cpu_mamba.h"
@@ -57,7 +58,7 @@ int icl_cpu_mamba_conv_fwd(icl_ctx *ctx, float *u, const float *x, int64_t ldx, 
   if (K > ICL_MAMBA_MAX_K) return icl_errorf(ctx, ICL_ENOTIMPL, "mamba conv: kernel %lld > %d", (long long)K,
                                              ICL_MAMBA_MAX_K);
   int64_t ng = (E + GROUP - 1) / GROUP;
-#pragma omp parallel for schedule(static) if (B * T * E >= 32768)
+#pragma omp parallel for schedule(dynamic, 4) if (B * T * E >= 32768)
   for (int64_t task = 0; task < B * ng; task++) {
     conv_task c;
     task_load(&c, task, ng, E, K, w, b);
@@ -86,7 +87,7 @@ int icl_cpu_mamba_conv_bwd(icl_ctx *ctx, float *dx, float *dw, float *db, float 
                                              ICL_MAMBA_MAX_K);
   int64_t ng = (E + GROUP - 1) / GROUP;
   /* scratch[b][e][k] (k < K: dw, k = K: db): one row of partial sums per batch row */
-#pragma omp parallel for schedule(static) if (B * T * E >= 32768)
+#pragma omp parallel for schedule(dynamic, 4) if (B * T * E >= 32768)
   for (int64_t task = 0; task < B * ng; task++) {
     conv_task c;
     task_load(&c, task, ng, E, K, w, b);

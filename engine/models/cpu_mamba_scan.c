@@ -4,7 +4,9 @@
  * vector lane per channel (8-channel sub-blocks). The forward walks time
  * and, per step, the group's sub-blocks; the backward walks a chunk of time
  * per sub-block (its scratch then stays small). Tasks never write the same
- * memory, so the results do not depend on the thread count; the backward's
+ * memory, so the results depend neither on the thread count nor on which
+ * thread runs a task (hence dynamic scheduling, which copes with a core
+ * shared with another process or BLAS thread); the backward's
  * sums over channels (dB, dC) and over batch rows (dA_log, dD) go through
  * per-task partials added in a fixed order afterwards.
  *
@@ -102,7 +104,7 @@ static int scan_fwd(icl_ctx *ctx, const icl_mamba_scan *a) {
   if (N > ICL_MAMBA_MAX_N) return icl_errorf(ctx, ICL_ENOTIMPL, "mamba scan: state size %lld > %d", (long long)N,
                                                  ICL_MAMBA_MAX_N);
   const int64_t ng = n_groups(E), nck = icl_mamba_n_ckpt(T, Tc);
-#pragma omp parallel for schedule(static) if (B * T * E >= 4096)
+#pragma omp parallel for schedule(dynamic, 4) if (B * T * E >= 4096)
   for (int64_t task = 0; task < B * ng; task++) {
     int64_t b = task / ng, g = task % ng;
     const int nsub = (int)(((g + 1) * GROUP < E ? GROUP : E - g * GROUP) + 7) / 8;
@@ -279,7 +281,7 @@ static int scan_bwd(icl_ctx *ctx, const icl_mamba_scan *a) {
 #pragma omp parallel num_threads((int)nslots)
   {
     slot sl = slot_at(slots + (int64_t)omp_get_thread_num() * sv, N, Tc);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 2)
     for (int64_t task = 0; task < B * ng; task++) bwd_task(&ac, &sl, task / ng, task % ng, part);
   }
   /* fixed-order reductions of the partials */
