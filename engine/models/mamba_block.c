@@ -239,7 +239,9 @@ int icl_mamba_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
     s.dA_log = icl_params_grad(p, ly->A_log);
     s.dD = icl_params_grad(p, ly->D);
     s.scratch = ws + L.scratch;
-    s.scratch_floats = L.scratch_n;
+    /* the scan's per-thread slots are sized by the thread count when the arena
+     * was reserved; with more threads now, it runs on the slots there are */
+    s.scratch_floats = L.scratch + L.scratch_n <= m->cap_ws ? L.scratch_n : m->cap_ws - L.scratch;
     if (!rc) rc = be->mamba->scan_bwd(ctx, &s);
     lap(mb, PROF_SCAN);
     /* dW_out += dr^T o (o recomputed by the scan backward) */

@@ -510,6 +510,32 @@ static void test_kernel_threads(void) {
   icl_ctx_free(ctx);
 }
 
+/* more threads between a training forward and its backward than when the
+ * arena was sized: the scan runs on the per-thread slots that exist */
+static void test_threads_grow_before_backward(void) {
+  icl_ctx *ctx = icl_t_ctx();
+  icl_set_num_threads(ctx, 1);
+  const int64_t B = 2, N = 9, D = 3;
+  float *xs = randn(B * N * D, 1, 0, 50), *ys = randn(B * N, 1, 0, 51), pred[2 * 9], dpred[2 * 9];
+  icl_mamba_cfg c = icl_mamba_defaults(16);
+  c.layers = 1, c.chunk = 4;
+  icl_model *m = icl_mamba_model_new(ctx, D, &c, ICL_CPU, 3);
+  CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, pred, 1));
+  for (int i = 0; i < B * N; i++) dpred[i] = 1.0f;
+  icl_set_num_threads(ctx, 4);
+  CHECK_OK(ctx, icl_params_zero_grad(ctx, &m->params));
+  CHECK_OK(ctx, icl_model_backward(ctx, m, dpred));
+  float *g1 = malloc(sizeof(float) * (size_t)m->params.total);
+  memcpy(g1, icl_tensor_data(m->params.grad), sizeof(float) * (size_t)m->params.total);
+  icl_set_num_threads(ctx, 1);
+  CHECK_OK(ctx, icl_params_zero_grad(ctx, &m->params));
+  CHECK_OK(ctx, icl_model_backward(ctx, m, dpred));
+  CHECK(icl_t_maxrel(g1, icl_tensor_data(m->params.grad), (long)m->params.total, 1e-3) < 1e-5);
+  free(g1), free(xs), free(ys);
+  icl_model_free(ctx, m);
+  icl_ctx_free(ctx);
+}
+
 static void test_init_and_names(void) {
   icl_ctx *ctx = icl_t_ctx();
   icl_mamba_cfg c = icl_mamba_defaults(256);
@@ -559,6 +585,7 @@ int main(void) {
   ICL_RUN(test_model_gradcheck);
   ICL_RUN(test_chunk_invariance);
   ICL_RUN(test_kernel_threads);
+  ICL_RUN(test_threads_grow_before_backward);
   ICL_RUN(test_init_and_names);
   return icl_t_finish("test_mamba");
 }
