@@ -86,7 +86,7 @@ function M.build(model_cfg, patch_cfg, opts)
   if opts.n_dims == nil then error("icl.model (Mamba): opts.n_dims (the input dimension D) is required", 3) end
   local rank = model_cfg.time_step_rank or model_cfg.dt_rank
   if rank == "auto" then rank = nil end
-  if rank ~= nil then rank = int_of({r = rank}, "r") end
+  if rank ~= nil then rank = int_of({time_step_rank = rank}, "time_step_rank") end
   local m = core._families.mamba {
     n_dims = int_of(opts, "n_dims"),
     hidden = int_of(model_cfg, "hidden_size"),
