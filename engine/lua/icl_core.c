@@ -1,5 +1,7 @@
 /* luaopen_icl_core: the C half of the `icl` Lua module. lua/icl/init.lua
  * requires it and adds the Lua half (config, training, analyses). */
+#include <time.h>
+
 #include "lua_util.h"
 #include "core/backend.h"
 #include "lua_modules.h"
@@ -54,7 +56,15 @@ static int l_strict_fp32(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg fns[] = {{"set_num_threads", l_set_num_threads},
+/* monotonic wall clock in seconds, for benchmarks and progress lines */
+static int l_wall_time(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"wall_time", l_wall_time},{"set_num_threads", l_set_num_threads},
                                {"num_threads", l_num_threads},
                                {"cuda_available", l_cuda_available},
                                {"cuda_compiled", l_cuda_compiled},
