@@ -3,9 +3,12 @@
 #include "lua_modules.h"
 
 #include "lua_model.h"
+#include "lua_plot.h"
 
 void icl_lua_open_extensions(lua_State *L, int module_idx) {
   module_idx = lua_absindex(L, module_idx);
   icl_lua_open_nn(L, module_idx);
   icl_lua_open_model(L, module_idx);
+  icl_lua_open_plot(L);
+  lua_setfield(L, module_idx, "plot");
 }
