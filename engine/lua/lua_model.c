@@ -317,6 +317,9 @@ void icl_lua_open_model(lua_State *L, int module_idx) {
   module_idx = lua_absindex(L, module_idx);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
+  /* the Lua layer adds methods written in Lua (save, ...) to this table */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module_idx, "_model_methods");
   lua_setfield(L, LUA_REGISTRYINDEX, "icl.model_methods");
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "icl.family_methods");
