@@ -8,6 +8,9 @@ for k, v in pairs(core) do icl[k] = v end
 icl.core = core
 icl.version = "0.1.0"
 
+--- icl.load(path, {device=}): a model saved with model:save
+function icl.load(...) return require("icl.model").load(...) end
+
 local lazy = {}
 
 setmetatable(icl, {
