@@ -114,6 +114,29 @@ static uint64_t index_hash(const icl_st_tensor *t, int n, const kv *m, int nm, i
   return h;
 }
 
+/* The header icl writes: metadata first (sorted), then the tensors (sorted), no spaces, padded
+ * with spaces to a multiple of 8. The reader rebuilds it for icl-written files and requires the
+ * same bytes, so even changes the JSON grammar tolerates (\u000a vs \u000A) are caught. */
+static void build_header(sbuf *hdr, const icl_st_tensor *t, int n, const kv *m, int nm) {
+  sb_str(hdr, "{\"__metadata__\":{");
+  for (int i = 0; i < nm; i++) {
+    if (i) sb_add(hdr, ",", 1);
+    sb_json(hdr, m[i].k);
+    sb_add(hdr, ":", 1);
+    sb_json(hdr, m[i].v);
+  }
+  sb_add(hdr, "}", 1);
+  for (int i = 0; i < n; i++) {
+    sb_add(hdr, ",", 1);
+    sb_json(hdr, t[i].name);
+    sb_fmt(hdr, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype(t[i].dtype));
+    for (int d = 0; d < t[i].ndim; d++) sb_fmt(hdr, "%s%" PRId64, d ? "," : "", t[i].shape[d]);
+    sb_fmt(hdr, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", t[i].begin, t[i].end);
+  }
+  sb_add(hdr, "}", 1);
+  while (!hdr->oom && (8 + hdr->n) % 8) sb_add(hdr, " ", 1);
+}
+
 static int check_text(icl_ctx *ctx, const char *path, const char *what, const char *s) {
   if (!s) return icl_errorf(ctx, ICL_EINVAL, "%s: %s is missing (NULL)", path, what);
   if (!icl_utf8_valid(s, strlen(s))) return icl_errorf(ctx, ICL_EINVAL, "%s: %s '%s' is not valid UTF-8", path, what, s);
@@ -209,24 +232,7 @@ int icl_safetensors_save(icl_ctx *ctx, const char *path, int n, const char *cons
   m[nmeta] = (kv){CK_DATA, ckd};
   m[nmeta + 1] = (kv){CK_INDEX, cki};
   qsort(m, (size_t)nmeta + 2, sizeof *m, cmp_kv);
-  /* the header */
-  sb_str(&hdr, "{\"__metadata__\":{");
-  for (int i = 0; i < nmeta + 2; i++) {
-    if (i) sb_add(&hdr, ",", 1);
-    sb_json(&hdr, m[i].k);
-    sb_add(&hdr, ":", 1);
-    sb_json(&hdr, m[i].v);
-  }
-  sb_add(&hdr, "}", 1);
-  for (int i = 0; i < n; i++) {
-    sb_add(&hdr, ",", 1);
-    sb_json(&hdr, t[i].name);
-    sb_fmt(&hdr, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype(t[i].dtype));
-    for (int d = 0; d < t[i].ndim; d++) sb_fmt(&hdr, "%s%" PRId64, d ? "," : "", t[i].shape[d]);
-    sb_fmt(&hdr, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", t[i].begin, t[i].end);
-  }
-  sb_add(&hdr, "}", 1);
-  while (!hdr.oom && hdr.n % 8) sb_add(&hdr, " ", 1);
+  build_header(&hdr, t, n, m, nmeta + 2);
   if (hdr.oom) {
     rc = icl_errorf(ctx, ICL_ENOMEM, "%s: out of memory", path);
     goto done;
@@ -530,14 +536,27 @@ icl_st_file *icl_safetensors_load(icl_ctx *ctx, const char *path, icl_device dev
   if (ckd) {
     int oom = 0;
     uint64_t got = 0;
+    int canonical = 0;
     kv *m = malloc(sizeof *m * ((size_t)f->nmeta + 1));
     if (m) {
       for (int i = 0; i < f->nmeta; i++) m[i] = (kv){f->mkeys[i], f->mvals[i]};
       got = index_hash(f->tensors, f->n, m, f->nmeta, &oom);
+      sbuf canon = {0};
+      build_header(&canon, f->tensors, f->n, m, f->nmeta);
+      oom |= canon.oom;
+      canonical = canon.n == hl && !memcmp(canon.p, hdr, (size_t)hl);
+      free(canon.p);
       free(m);
     }
     if (!m || oom) {
       rc = icl_errorf(ctx, ICL_ENOMEM, "%s: out of memory", path);
+      goto done;
+    }
+    if (!canonical) {
+      rc = icl_errorf(ctx, ICL_EFORMAT,
+                      "%s: the header is not byte-for-byte the one icl wrote for this content (the file is "
+                      "corrupted or was edited)",
+                      path);
       goto done;
     }
     if (got != want_i) {

@@ -126,6 +126,7 @@ static int l_save(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3); /* index 3 stays the metadata (or nil) below the scratch userdata */
   int n = 0, nm = 0;
   lua_pushnil(L);
   while (lua_next(L, 2)) {
