@@ -6,8 +6,9 @@ U.source_dir = os.getenv("ICL_SOURCE_DIR") or "."
 
 --- The published config tree, or nil when this machine has none (specs then skip).
 function U.published_dir()
-  local cands = {os.getenv("ICL_PUBLISHED_CONFIGS"), U.source_dir .. "/shared/reference/published-configs",
+  local cands = {U.source_dir .. "/shared/reference/published-configs",
                  U.source_dir .. "/../shared/reference/published-configs", "/work/shared/reference/published-configs"}
+  if os.getenv("ICL_PUBLISHED_CONFIGS") then table.insert(cands, 1, os.getenv("ICL_PUBLISHED_CONFIGS")) end
   for _, c in ipairs(cands) do
     if c and icl.io.file_exists(c) then return c end
   end
