@@ -11,27 +11,13 @@ local json = require "icl.json"
 
 local train = {}
 
---- Optimiser settings from the run table. The paper's settings are the
--- default (weight decay and clipping as the config file states); with
--- training.faithful_code the run reproduces what the published code
--- actually ran: torch AdamW defaults (weight decay 0.01, eps 1e-8) and no
--- clipping.
+--- Optimiser settings from the run table (icl.config.optimizer decides
+-- paper vs published-code behaviour, see training.faithful_code).
 function train.optimizer_settings(run)
-  local t = run.training
-  local faithful = t.faithful_code
-  local warmup = t.warmup_steps
-  if not warmup or warmup == 0 then warmup = math.ceil((t.warmup_ratio or 0) * t.max_steps) end
-  return {
-    lr = t.learning_rate,
-    beta1 = t.adam_beta1 or 0.9,
-    beta2 = t.adam_beta2 or 0.999,
-    eps = faithful and 1e-8 or (t.adam_epsilon or 1e-8),
-    weight_decay = faithful and 0.01 or (t.weight_decay or 0),
-    max_grad_norm = faithful and 0 or (t.max_grad_norm or 0),
-    schedule = (t.lr_scheduler_type or "linear") == "constant" and "constant" or "linear",
-    warmup = warmup,
-    total_steps = t.max_steps,
-  }
+  local o = require("icl.config").optimizer(run)
+  return {lr = o.lr, beta1 = o.beta1, beta2 = o.beta2, eps = o.eps, weight_decay = o.weight_decay,
+          max_grad_norm = o.max_grad_norm, schedule = o.schedule == "constant" and "constant" or "linear",
+          warmup = o.warmup_steps, total_steps = o.total_steps}
 end
 
 --- Curriculum stage at 0-based step s: n_dims_truncated, n_points.
