@@ -168,18 +168,19 @@ static int l_new(lua_State *L) {
 static const char *const draw_opts[] = {"seed", "stream", "n_dims_truncated", "device", "prompt_offset", NULL};
 
 /* the per-call options; without a seed the context's default generator
- * gives (seed, next stream), like icl.randn */
+ * gives the seed (icl.manual_seed) and, unless a stream is given, its next
+ * stream, like icl.randn */
 static icl_task_draw read_draw(lua_State *L, int idx, int64_t D, const char *fn) {
   icl_lua_check_opts(L, idx, fn, draw_opts);
   icl_task_draw d;
   memset(&d, 0, sizeof d);
-  int has_seed;
+  int has_seed, has_stream;
   icl_ctx *ctx = icl_lua_ctx(L);
   d.seed = opt_u64(L, idx, "seed", 0, fn, &has_seed);
-  d.stream = opt_u64(L, idx, "stream", 0, fn, NULL);
+  d.stream = opt_u64(L, idx, "stream", 0, fn, &has_stream);
   if (!has_seed) {
     d.seed = ctx->rng_seed;
-    d.stream = ctx->rng_stream++;
+    if (!has_stream) d.stream = ctx->rng_stream++;
   }
   d.n_dims_truncated = opt_i64(L, idx, "n_dims_truncated", D, fn);
   d.prompt_offset = opt_i64(L, idx, "prompt_offset", 0, fn);

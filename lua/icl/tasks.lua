@@ -207,7 +207,10 @@ local function lua_draw(self, opts)
     seed = opts.seed, stream = opts.stream or 0, n_dims_truncated = opts.n_dims_truncated or self.n_dims,
     device = opts.device or core.default_device(), prompt_offset = opts.prompt_offset or 0,
   }
-  if d.seed == nil then d.seed, d.stream = T.next_seed() end
+  if d.seed == nil then
+    local s, k = T.next_seed()
+    d.seed, d.stream = s, opts.stream or k
+  end
   if d.n_dims_truncated < 1 or d.n_dims_truncated > self.n_dims then
     error(string.format("%s: n_dims_truncated = %s must be in [1, %d]", self.name, tostring(d.n_dims_truncated),
                         self.n_dims), 3)
