@@ -12,4 +12,5 @@ void icl_lua_open_extensions(lua_State *L, int module_idx) {
   icl_lua_open_plot(L);
   lua_setfield(L, module_idx, "plot");
   icl_lua_open_io(L, module_idx);
+  icl_lua_open_tasks(L, module_idx);
 }

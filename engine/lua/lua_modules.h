@@ -7,5 +7,6 @@
 void icl_lua_open_extensions(lua_State *L, int module_idx);
 void icl_lua_open_nn(lua_State *L, int module_idx);
 void icl_lua_open_io(lua_State *L, int module_idx);
+void icl_lua_open_tasks(lua_State *L, int module_idx);
 
 #endif

@@ -13,6 +13,11 @@ function icl.load(...) return require("icl.model").load(...) end
 
 local lazy = {}
 
+-- The task registry's entry points live on icl itself (icl.tasks loads lazily).
+function icl.task(...) return icl.tasks.task(...) end
+function icl.baselines(...) return icl.tasks.baselines(...) end
+function icl.register_task(...) return icl.tasks.register(...) end
+
 setmetatable(icl, {
   __index = function(t, k)
     if lazy[k] == false then return nil end
