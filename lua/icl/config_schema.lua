@@ -120,7 +120,7 @@ S.task = map({"name", "data", "curriculum", "n_dims", "sparsity", "noise_std", "
   curriculum = S.curriculum,
   n_dims = f {type = "int", min = 1, doc = "model input dimension D; default curriculum dims.end; must be >= dims.end"},
   sparsity = f {type = "int", min = 1, default = 3, doc = "non-zero weights (sparse_linear_regression)"},
-  noise_std = f {type = "number", min = 0, default = 0.0, doc = "label noise sigma (noisy_linear_regression; the published class default is 0)"},
+  noise_std = f {type = "number", min = 0, default = 1.0, doc = "label noise sigma (noisy_linear_regression; 1 as in Garg et al.'s noisyLR evaluation)"},
   renormalize_ys = f {type = "bool", default = false, doc = "noisy_linear_regression: rescale y to std sqrt(D)"},
   scale = f {type = "number", default = 1.0, doc = "regression output scale"},
   quirks = map({"independent_label_function", "sparse_support_all_dims", "boolean_truncation"}, {

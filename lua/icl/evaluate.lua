@@ -10,21 +10,25 @@ local json = require "icl.json"
 
 local evaluate = {}
 
-local EVAL_SEED_OFFSET = 7919 -- evaluation prompts never reuse training streams
-local STREAM_BASE = 1 << 44
+-- evaluation prompts use streams 2^62 + setting (training uses stream = step),
+-- batch k being prompts 64k.. of that stream (docs/tasks.md)
+local STREAM_BASE = 1 << 62
 
 --- Per-position metric matrix [P, N] of a predictor over `batches` batches.
 -- predict(xs, ys) -> pred [B, N]; prompts come from task:sample with
 -- streams stream0 + k, so the model and every baseline see the same prompts.
 local function metric_matrix(task, predict, opts)
   local rows = {}
+  local ysq, nys = 0, 0
   for k = 0, opts.batches - 1 do
-    local xs, ys = task:sample(opts.batch, opts.n_points, {seed = opts.seed, stream = opts.stream0 + k,
-                                                          device = opts.device, quirks = opts.quirks})
+    local xs, ys = task:sample(opts.batch, opts.n_points, {seed = opts.seed, stream = opts.stream,
+                                                          prompt_offset = k * opts.batch, device = opts.device})
     local pred = predict(xs, ys)
     rows[#rows + 1] = task:metric(pred:to("cpu"), ys:to("cpu"))
+    ysq, nys = ysq + (ys * ys):sum():item(), nys + ys:numel()
   end
-  return core.cat(rows, 1)
+  -- mean y^2: the squared error of the zero estimator on these very prompts
+  return core.cat(rows, 1), ysq / nys
 end
 
 --- Summary statistics of a per-position curve (0-based position k = number
@@ -91,10 +95,10 @@ function evaluate.ood(model, task, opts)
   for _, setting in ipairs({{"standard", N}, {"ood_length", N * res.ood_factor}}) do
     local name, n_points = setting[1], setting[2]
     local base = {task = task, batch = batch, batches = batches, n_points = n_points,
-                  seed = (opts.seed or 0) + EVAL_SEED_OFFSET, stream0 = STREAM_BASE + (name == "standard" and 0 or 1e6),
-                  device = opts.device, quirks = opts.quirks}
+                  seed = opts.seed or 0, stream = STREAM_BASE + (name == "standard" and 0 or 1),
+                  device = opts.device}
     local t0 = core.wall_time()
-    local m = metric_matrix(task, function(xs, ys) return model:predict(xs, ys) end, base)
+    local m, ysq = metric_matrix(task, function(xs, ys) return model:predict(xs, ys) end, base)
     local entry = {n_points = n_points, model = curve_stats(m, 1), seconds_model = core.wall_time() - t0,
                    baselines = {}}
     if opts.baselines ~= false then
@@ -108,7 +112,7 @@ function evaluate.ood(model, task, opts)
         entry.baselines[b].seconds = core.wall_time() - tb
       end
     end
-    if task.loss == "mse" then entry.zero_estimator = opts.zero_estimator end
+    if task.loss == "mse" then entry.zero_estimator = ysq end
     local ref = entry.baselines.least_squares and entry.baselines.least_squares.mean
     entry.summary = evaluate.summaries(entry.model.mean, {n_train = N, n_dims = task.n_dims, metric = task.metric_name,
                                                           reference = ref})
@@ -158,11 +162,9 @@ function evaluate.after_training(run_dir, ctx)
   local run = ctx.run
   local N = run.task.curriculum.points["end"]
   local ev = run.eval or {}
-  local zero
-  if ctx.task.loss == "mse" then zero = ctx.task.zero_estimator or run.task.n_dims end
-  local res = evaluate.ood(ctx.model, ctx.task, {n_train = N, n_prompts = ev.n_prompts, batch = ev.batch_size,
-    ood_factor = ev.ood_factor, baselines = ev.baselines, device = ctx.device, seed = run.training.seed,
-    quirks = run.task.quirks, zero_estimator = zero})
+  local task = require("icl.tasks").from_run(run, {eval = true})
+  local res = evaluate.ood(ctx.model, task, {n_train = N, n_prompts = ev.n_prompts, batch = ev.batch_size,
+    ood_factor = ev.ood_factor, baselines = ev.baselines, device = ctx.device, seed = run.training.seed})
   return evaluate.write(run_dir, res, run, ctx.out)
 end
 
@@ -189,7 +191,7 @@ function evaluate.cli(run_dir, a)
   local run = require("icl.config").load(run_dir .. "/config.yaml")
   local device = a.device or (icl.cuda_available() and "cuda" or "cpu")
   local model = require("icl.model").load_run(run_dir, run, {device = device})
-  local task = icl.task(run.task.name, {n_dims = run.task.n_dims, quirks = run.task.quirks, options = run.task.options})
+  local task = require("icl.tasks").from_run(run)
   run.eval = run.eval or {}
   if a.n_prompts then run.eval.n_prompts = a.n_prompts end
   if a.ood_factor then run.eval.ood_factor = a.ood_factor end

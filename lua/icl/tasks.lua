@@ -290,6 +290,30 @@ function Task:evaluate_baselines(xs, ys)
   return out
 end
 
+--- The task of a run table (icl.config): its options and quirks mapped to
+-- the task's own options. The independent-label-function quirk concerns the
+-- published *evaluation* only, so it applies when opts.eval is true.
+function tasks.from_run(run, opts)
+  local t = run.task
+  local e = lookup(t.name, "tasks.from_run", 2)
+  local accepted = {}
+  if e.builtin then
+    for _, k in ipairs(e.info.options or {}) do accepted[k] = true end
+  else
+    for k in pairs(e.spec.options or {}) do accepted[k] = true end
+  end
+  local q = t.quirks or {}
+  local want = {n_dims = t.n_dims, scale = t.scale, sparsity = t.sparsity, noise_std = t.noise_std,
+                renormalize_ys = t.renormalize_ys, sparse_support_all_dims = q.sparse_support_all_dims,
+                truncate_boolean = q.boolean_truncation,
+                independent_label_function = opts and opts.eval and q.independent_label_function or nil}
+  local o = {}
+  for k, v in pairs(want) do
+    if accepted[k] and v ~= nil then o[k] = v end
+  end
+  return tasks.task(t.name, o)
+end
+
 function Task:__tostring()
   return string.format("icl.Task %s (n_dims %d, %s data, loss %s)", self.name, self.n_dims, self.data, self.loss)
 end

@@ -22,7 +22,9 @@ end
 
 --- Curriculum stage at 0-based step s: n_dims_truncated, n_points.
 function train.stage(run, s)
-  return require("icl.curriculum").at(run.task.curriculum, s)
+  run._curriculum = run._curriculum or require("icl.curriculum").new(run.task.curriculum)
+  local a = run._curriculum:at(s)
+  return a.n_dims_truncated, a.n_points
 end
 
 local EVAL_STREAM_BASE = 1 << 40 -- held-out prompts never collide with training streams
@@ -87,7 +89,7 @@ function train.run(run, opts)
   local D = run.task.n_dims
   local B = t.per_device_train_batch_size
 
-  local task = icl.task(run.task.name, {n_dims = D, quirks = run.task.quirks, options = run.task.options})
+  local task = require("icl.tasks").from_run(run)
   local model = icl.model(run.model, run.patch, {n_dims = D, device = device, seed = seed})
   local opt = model:optimizer(train.optimizer_settings(run))
 
