@@ -8,4 +8,6 @@ void icl_lua_open_extensions(lua_State *L, int module_idx) {
   module_idx = lua_absindex(L, module_idx);
   icl_lua_open_nn(L, module_idx);
   icl_lua_open_model(L, module_idx);
+  icl_lua_open_proc(L, module_idx);
+  icl_lua_open_flock(L, module_idx);
 }
