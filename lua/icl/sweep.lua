@@ -128,14 +128,13 @@ function sweep.run_cell(spec, index, opts)
         "resubmit the sweep", index, index, c.id, tostring(was.id)), 0)
     end
   end
-  local lock, a = cellm.claim(c, {retry_failed = true})
+  local lock, a, b = cellm.claim(c, {retry_failed = true})
   if not lock then
     if a == "finished" then
       out:write(string.format("cell %d %s: already finished\n", index, c.id))
     else
-      local _, _, info = cellm.claim(c, {retry_failed = true}) -- re-read who holds it, for the message
       out:write(string.format("cell %d %s: skipped, being run by %s\n", index, c.id,
-        runner.describe_holder(info and info.holder)))
+        runner.describe_holder(b and b.holder)))
     end
     out:flush()
     return true

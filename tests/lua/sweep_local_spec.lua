@@ -69,6 +69,30 @@ describe("local sweep", function()
     assert.are.equal(12, select(2, max_overlap(events)))
   end)
 
+  it("gives each trainer its own GPU, at most per_gpu per GPU", function()
+    local path = spec(dir, {gpus = {0, 1}, per_gpu = 1, jobs = 4})
+    local events = dir .. "/events"
+    local code, out = fx.run(dir, {path}, {FAKE_EVENTS = events, FAKE_STEP_SLEEP = "0.1"})
+    assert.are.equal(0, code, out)
+    assert.is_truthy(out:find("6 to run (2 at a time on 2 GPUs)", 1, true), out)
+    -- per GPU, never two trainers at once
+    local by_pid, ev = {}, {}
+    for kind, t, pid, gpu in (fx.read(events) or ""):gmatch("(%a+) ([%d.]+) (%d+) %S+ ?(%S*)") do
+      if kind == "start" then by_pid[pid] = gpu:match("gpu=(.*)") end
+      ev[#ev + 1] = {t = tonumber(t), d = kind == "start" and 1 or -1, pid = pid}
+    end
+    table.sort(ev, function(a, b) if a.t ~= b.t then return a.t < b.t end return a.d < b.d end)
+    local load, used = {}, {}
+    for _, e in ipairs(ev) do
+      local g = by_pid[e.pid]
+      assert.is_truthy(g == "0" or g == "1", "trainer without a GPU: " .. tostring(g))
+      used[g] = true
+      load[g] = (load[g] or 0) + e.d
+      assert.is_true(load[g] <= 1, "two trainers on GPU " .. g)
+    end
+    assert.is_true(used["0"] and used["1"])
+  end)
+
   it("reports failures with their error and log, and retries them only with --retry-failed", function()
     local path = spec(dir, {encodings = {"nope", "rope"}})
     local env = {FAKE_FAIL = "majority/nope-tiny-s0", FAKE_CRASH = "majority/rope-tiny-s0"}

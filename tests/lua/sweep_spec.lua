@@ -227,6 +227,20 @@ describe("sweep status", function()
     assert.are.equal("failed", t.cells[2].state)
   end)
 
+  it("trusts another host's lock record only while its lock is held", function()
+    local s, cells = sweep.load(base(dir, {tasks = {"majority"}, encodings = {"nope"}, seeds = 1}))
+    local c = cells[1]
+    fake_cell(c, {state = "running", step = 2, max_steps = 4, host = "node7"},
+      {["sweep.lock"] = json.encode({pid = 4242, sweep_pid = 4240, host = "node7"})})
+    assert.are.equal("interrupted", status.collect(s, cells).cells[1].info.state) -- a stale record
+    local lock = assert(core.lock_file(c.dir .. "/sweep.lock")) -- as if node7 held it
+    local info = status.collect(s, cells).cells[1].info
+    assert.are.equal("running", info.state)
+    assert.are.equal("node7", info.holder.host)
+    assert.is_true(info.holder.remote)
+    lock:release()
+  end)
+
   it("builds summary.md and summary.json as mean ± std over seeds", function()
     local s, cells = sweep.load(base(dir, {seeds = 3, tasks = {"majority"}, encodings = {"nope"}}))
     for i, v in ipairs({1, 2, 3}) do

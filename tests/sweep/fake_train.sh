@@ -10,7 +10,8 @@
 #   FAKE_FAIL          space-separated substrings of DIR: those runs fail at step FAKE_FAIL_AT (default 2)
 #   FAKE_CRASH         substrings: those runs exit 3 without writing a failed status (a crash)
 #   FAKE_SLOW          substrings: those runs sleep FAKE_SLOW_SLEEP (default 1) per step
-#   FAKE_EVENTS        a file shared by all runs: "start|end <time> <pid> <dir>" lines
+#   FAKE_EVENTS        a file shared by all runs: "start|end <time> <pid> <dir>" lines (starts end
+#                      with gpu=$CUDA_VISIBLE_DEVICES)
 # Every run also appends "start <pid> <from-step>" / "finish <pid>" to DIR/fake_trainer.log.
 set -u
 config="" dir="" device="" no_eval=0 max_steps="${FAKE_STEPS:-6}" seed=0
@@ -61,7 +62,7 @@ start=0
 [ -f "$dir/checkpoint-fake.txt" ] && start=$(cat "$dir/checkpoint-fake.txt")
 [ "$start" -gt 0 ] && echo "resuming $dir from step $start"
 echo "start $$ $start" >>"$dir/fake_trainer.log"
-[ -n "${FAKE_EVENTS:-}" ] && echo "start $(now) $$ $dir" >>"$FAKE_EVENTS"
+[ -n "${FAKE_EVENTS:-}" ] && echo "start $(now) $$ $dir gpu=${CUDA_VISIBLE_DEVICES:-none}" >>"$FAKE_EVENTS"
 write_status running "$start"
 
 sleep_s="${FAKE_STEP_SLEEP:-0.05}"

@@ -61,14 +61,28 @@ local function pid_live(pid, host)
   return cell.alive(pid)
 end
 
+--- is the cell's sweep lock free? (taken and dropped at once: a sweep that
+-- finds it busy at that instant waits a moment and tries again)
+function cell.lock_free(c)
+  if not files.exists(c.dir .. "/" .. cell.LOCK) then return true end
+  local ok, lock = pcall(core.lock_file, c.dir .. "/" .. cell.LOCK)
+  if not ok or not lock then return false end
+  lock:release()
+  return true
+end
+
 --- who is working on the cell now, or nil: the sweep lock's record when its
--- process lives, else the trainer's run.lock when that process lives
+-- process lives (a record from another host, whose pid cannot be checked
+-- here, counts while the lock is held), else the trainer's run.lock when
+-- that process lives
 function cell.holder(c, st)
   local rec = json.read(c.dir .. "/" .. cell.LOCK)
   if type(rec) == "table" and rec.pid then
-    if pid_live(rec.pid, rec.host) or pid_live(rec.sweep_pid, rec.host) then
+    local remote = rec.host ~= nil and rec.host ~= here()
+    if (remote and not cell.lock_free(c)) or
+       (not remote and (pid_live(rec.pid, rec.host) or pid_live(rec.sweep_pid, rec.host))) then
       return {pid = rec.pid, host = rec.host, since = rec.since, sweep_pid = rec.sweep_pid, source = "sweep",
-              remote = rec.host ~= here() or nil}
+              remote = remote or nil}
     end
   end
   local pid = tonumber((files.read(c.dir .. "/run.lock") or ""):match("%d+"))

@@ -74,7 +74,10 @@ end
 
 local function describe_holder(h)
   if not h then return "another process" end
-  if h.source == "run.lock" then return string.format("a trainer (pid %s on %s)", tostring(h.pid), tostring(h.host)) end
+  if h.source == "run.lock" then
+    return string.format("a trainer (pid %s on %s; remove its run.lock if that is wrong)", tostring(h.pid),
+      tostring(h.host))
+  end
   if h.sweep_pid and h.pid ~= h.sweep_pid then
     return string.format("a sweep (pid %s on %s, trainer pid %s)", tostring(h.sweep_pid), tostring(h.host),
       tostring(h.pid))
@@ -104,28 +107,25 @@ function runner.run(s, cells, opts)
     out:flush()
   end
 
-  local queue = {}
+  -- cells that look busy are queued too: the claim (an flock) decides
+  local queue, busy_now = {}, 0
   for _, c in ipairs(cells) do
     local info = cellm.inspect(c)
     if info.state == "finished" then
       rep.already = rep.already + 1
-    elseif info.state == "running" then
-      rep.busy[#rep.busy + 1] = {cell = c, holder = info.holder}
     elseif info.state == "failed" and not opts.retry_failed then
       rep.skipped_failed[#rep.skipped_failed + 1] = {cell = c, error = info.error, log = info.log}
     else
+      if info.state == "running" then busy_now = busy_now + 1 end
       queue[#queue + 1] = c
     end
   end
   local function plural(n, word) return string.format("%d %s%s", n, word, n == 1 and "" or "s") end
   say(string.format("sweep %s: %s; %d finished, %d to run (%d at a time%s)%s%s", s.name, plural(#cells, "cell"),
     rep.already, #queue, jobs, #gpus > 0 and string.format(" on %s", plural(#gpus, "GPU")) or "",
-    #rep.busy > 0 and string.format(", %d being run by another process", #rep.busy) or "",
+    busy_now > 0 and string.format(", %d of them being run by another process now", busy_now) or "",
     #rep.skipped_failed > 0 and string.format(", %d failed before (rerun with --retry-failed)", #rep.skipped_failed)
     or ""))
-  for _, b in ipairs(rep.busy) do
-    say(string.format("skip %s: being run by %s", b.cell.id, describe_holder(b.holder)))
-  end
 
   local running, last_line, last_plain = {}, 0, core.wall_time()
   local function status_line()
@@ -172,7 +172,8 @@ function runner.run(s, cells, opts)
         local d = deferred[c.index]
         if why == "finished" then
           rep.already = rep.already + 1
-        elseif why == "busy" and not (info and info.holder) and (not d or now < d.deadline) then
+        elseif why == "busy" and not (info and info.holder and not info.holder.remote) and
+               (not d or now < d.deadline) then
           deferred[c.index] = {retry_at = now + 0.5, deadline = d and d.deadline or now + grace}
           queue[#queue + 1] = c
         elseif why == "busy" then
