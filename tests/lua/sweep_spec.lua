@@ -277,6 +277,12 @@ echo "$((4240 + n))"
     return path
   end
 
+  it("reads the job id from sbatch --parsable, past warnings", function()
+    assert.are.equal("123", slurm.job_id("123\n"))
+    assert.are.equal("77", slurm.job_id("sbatch: warning: something 5\n77;cluster1\n"))
+    assert.is_nil(slurm.job_id("sbatch: error: Batch job submission failed\n"))
+  end)
+
   it("writes the array script with the spec's resources", function()
     local s = specm.load(base(dir, {slurm = {partition = "gpu", time = "01:00:00", cpus_per_task = 4, mem = "8G",
                                               gres = "gpu:1", array_limit = 3, extra = {"--account=lab"}}}))

@@ -221,7 +221,9 @@ function runner.run(s, cells, opts)
     end
     local now = core.wall_time()
     if tty and (changed or now - last_line >= 1) then
-      out:write("\r\27[K", status_line():sub(1, tonumber(os.getenv("COLUMNS") or "") or 160))
+      local line, width = status_line(), tonumber(os.getenv("COLUMNS") or "") or 160
+      local cut = utf8.len(line) and utf8.offset(line, width + 1)
+      out:write("\r\27[K", cut and line:sub(1, cut - 1) or line)
       out:flush()
       last_line = now
     elseif not tty and now - last_plain >= (opts.every or 60) then

@@ -125,6 +125,16 @@ function slurm.capture(argv, scratch)
   return w.code or (128 + (w.signal or 0)), text
 end
 
+--- the job id in `sbatch --parsable`'s output ("1234" or "1234;cluster"),
+-- skipping any warning lines
+function slurm.job_id(text)
+  local id
+  for line in text:gmatch("[^\n]+") do
+    id = line:match("^%s*(%d+)%s*$") or line:match("^%s*(%d+);[%w_.%-]+%s*$") or id
+  end
+  return id
+end
+
 local function sbatch_cmd()
   local v = os.getenv("ICL_SWEEP_SBATCH")
   return v and specm.split_words(v) or {"sbatch"}
@@ -168,7 +178,7 @@ function slurm.submit(s, cells, opts)
     return res
   end
   local code, text = slurm.capture(argv, dir .. "/.sbatch-out")
-  local job = text:match("^%s*(%d+)")
+  local job = slurm.job_id(text)
   if code ~= 0 or not job then
     error(string.format("sbatch failed (exit %d): %s", code, (text:gsub("%s+$", ""))), 0)
   end
@@ -177,7 +187,7 @@ function slurm.submit(s, cells, opts)
   for _, w in ipairs(sb) do sargv[#sargv + 1] = w end
   for _, w in ipairs({"--parsable", "--dependency=afterany:" .. job, sscript}) do sargv[#sargv + 1] = w end
   local scode, stext = slurm.capture(sargv, dir .. "/.sbatch-out")
-  res.summary_job = stext:match("^%s*(%d+)")
+  res.summary_job = slurm.job_id(stext)
   if scode ~= 0 or not res.summary_job then
     out:write(string.format("warning: the summary job was not submitted (%s); run `icl sweep %s --summary` when " ..
       "the array is done\n", (stext:gsub("%s+$", "")), s.path))
