@@ -58,6 +58,11 @@ local function parser()
   sw:option("--jobs", "Concurrent runs on this machine (default: from the spec, else 1).")
     :convert(tonumber)
   sw:flag("--summary", "Build the summary table and figures from finished cells and exit.")
+  sw:flag("--retry-failed", "Run failed cells again (they are skipped otherwise).")
+  sw:flag("--dry-run", "Show the cells and what would run (or the sbatch command) without starting anything.")
+  sw:flag("--json", "With --status: print the status as JSON.")
+  sw:option("--cell", "Train only this cell (0-based index); what each Slurm array task runs.")
+    :convert(tonumber):hidden(true)
   return p
 end
 
