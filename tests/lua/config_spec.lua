@@ -13,6 +13,7 @@ local function section_of(rel)
   if rel:match("^hyperparams/eval") then return "eval" end
   if rel:match("^logging/") then return "wandb" end
   if rel:match("^sweep/") then return "sweep" end
+  if rel:match("^sweeps/") then return "sweep_spec" end
   return "run"
 end
 
@@ -22,6 +23,7 @@ local function load_any(root, rel)
   local kind = section_of(rel)
   if kind == "run" then return config.load(path), kind end
   if kind == "sweep" then return config.load_sweep(path), kind end
+  if kind == "sweep_spec" then return require("icl.sweep.spec").load(path), kind end
   return config.validate_section(kind, yaml.load(path), {allow_sweep = true, name = path}), kind
 end
 config._load_any = load_any

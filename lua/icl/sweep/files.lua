@@ -43,28 +43,9 @@ function files.read(path)
   return s
 end
 
-local tmp_counter = 0
-
---- write via a temporary file and rename, so readers never see half a file
--- and two writers of the same path (two sweeps' summaries) do not interleave
-function files.write_atomic(path, text)
-  tmp_counter = tmp_counter + 1
-  local pid = require("icl.core").getpid()
-  local tmp = string.format("%s.tmp.%d.%d", path, pid, tmp_counter)
-  local f, err = io.open(tmp, "wb")
-  if not f then error("cannot write " .. path .. ": " .. tostring(err), 2) end
-  local ok, werr = f:write(text)
-  f:close()
-  if not ok then
-    os.remove(tmp)
-    error("cannot write " .. path .. ": " .. tostring(werr), 2)
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    error("cannot write " .. path .. ": " .. tostring(rerr), 2)
-  end
-end
+--- write via a temporary file, fsync and rename (icl.io), so readers never
+-- see half a file and two writers of one path do not interleave
+function files.write_atomic(path, text) require("icl.io").write_file_atomic(path, text) end
 
 --- append (O_APPEND: short records from concurrent writers do not interleave)
 function files.append(path, text)

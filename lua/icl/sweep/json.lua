@@ -4,33 +4,10 @@
 -- text: two runs of the same sweep give the same bytes.
 local json = {}
 
-local decoder
+-- decoding is icl.json's (strict); encoding stays here because sweep files
+-- write NaN summaries as null, which icl.json rightly refuses elsewhere
+local function find_decoder() return require("icl.json").decode end
 
-local function find_decoder()
-  if decoder then return decoder end
-  local ok, m = pcall(require, "icl.json")
-  if ok and type(m) == "table" and type(m.decode) == "function" then
-    decoder = m.decode
-    return decoder
-  end
-  ok, m = pcall(require, "dkjson")
-  if ok then
-    decoder = function(text)
-      local v, _, err = m.decode(text)
-      if err then error(err, 0) end
-      return v
-    end
-    return decoder
-  end
-  ok, m = pcall(require, "cjson")
-  if ok then
-    decoder = m.new().decode
-    return decoder
-  end
-  error("sweep: no JSON decoder (icl.json, dkjson or cjson) is available", 0)
-end
-
---- decode (JSON null becomes nil or the library's null sentinel: never a number)
 function json.decode(text) return find_decoder()(text) end
 
 --- decode a file; nil, message when it is missing or malformed

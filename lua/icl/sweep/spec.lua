@@ -25,30 +25,9 @@ function spec.source_root()
   return dir and files.abspath(dir) or nil
 end
 
--- A YAML reader: icl.yaml / icl.config's loader when this build has one,
--- else lyaml when installed. nil when there is none.
+-- YAML specs are read with icl.yaml (the same loader as the configs).
 local function yaml_reader()
-  local ok, m = pcall(require, "icl.yaml")
-  if ok and type(m) == "table" then
-    if type(m.load_file) == "function" then return m.load_file end
-    if type(m.read_file) == "function" then return m.read_file end
-    for _, f in ipairs({"load", "decode", "parse"}) do
-      if type(m[f]) == "function" then
-        return function(path) return m[f](assert(files.read(path), "cannot read " .. path)) end
-      end
-    end
-  end
-  ok, m = pcall(require, "icl.config")
-  if ok and type(m) == "table" then
-    for _, f in ipairs({"load_yaml", "read_yaml", "yaml_load"}) do
-      if type(m[f]) == "function" then return m[f] end
-    end
-  end
-  ok, m = pcall(require, "lyaml")
-  if ok and type(m) == "table" and m.load then
-    return function(path) return m.load(assert(files.read(path), "cannot read " .. path)) end
-  end
-  return nil
+  return function(path) return require("icl.yaml").load(path) end
 end
 spec.yaml_reader = yaml_reader
 
