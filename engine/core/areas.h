@@ -5,7 +5,10 @@
 
 #include "nn/nn_kernels.h"
 #include "optim/optim_kernels.h"
+#include "pe/attn_kernels.h"
 
-#define ICL_CPU_AREA_TABLES .nn = &icl_cpu_nn_kernels, .attn = NULL, .mamba = NULL, .task = NULL, .optim = &icl_cpu_optim_kernels
+#define ICL_CPU_AREA_TABLES                                                                                       \
+  .nn = &icl_cpu_nn_kernels, .attn = &icl_cpu_attn_kernels, .mamba = NULL, .task = NULL,                          \
+  .optim = &icl_cpu_optim_kernels
 
 #endif
