@@ -8,4 +8,5 @@ void icl_lua_open_extensions(lua_State *L, int module_idx) {
   module_idx = lua_absindex(L, module_idx);
   icl_lua_open_nn(L, module_idx);
   icl_lua_open_model(L, module_idx);
+  icl_lua_open_llama(L, module_idx);
 }

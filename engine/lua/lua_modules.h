@@ -6,5 +6,6 @@
 
 void icl_lua_open_extensions(lua_State *L, int module_idx);
 void icl_lua_open_nn(lua_State *L, int module_idx);
+void icl_lua_open_llama(lua_State *L, int module_idx);
 
 #endif
