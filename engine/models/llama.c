@@ -77,14 +77,15 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     SUB(o_n2, BT * d);
     SUB(o_r2, BT);
     SUB(o_gu, BT * 2 * F);
+    SUB(o_act, BT * F);
 #undef SUB
     L->per_layer = p;
     L->layers = off;
     off += p * s->cfg.layers;
     TAKE(hL, BT * d);
     TAKE(rF, BT);
-    /* forward: qkv 3d + delta d + act F; backward: act/dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
-    int64_t need = 4 * d + F;
+    /* forward: qkv 3d + delta d; backward: dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
+    int64_t need = 4 * d;
     if (3 * F + d > need) need = 3 * F + d;
     if (5 * d > need) need = 5 * d;
     L->scratch = off;

@@ -1,7 +1,7 @@
 /* Llama backward (models_and_pe.md §7). The residual gradient lives in dx
  * for the whole pass: each RMSNorm backward accumulates its input gradient
  * into it, so the residual adds cost nothing. The shared scratch holds, in
- * the MLP phase, act/dgu [BT, 2F] | dact [BT, F] | dn [BT, d] and, in the
+ * the MLP phase, dgu [BT, 2F] | dact [BT, F] | dn [BT, d] and, in the
  * attention phase, dn [BT, d] | dqkv [BT, 3d] | dattn [BT, d]. */
 #include <math.h>
 #include <string.h>
@@ -49,7 +49,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
   const int bias_params = icl_llama_has_bias_params(s);
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
   float *scr = ws + L.scratch;
-  float *act = scr, *dgu = scr, *dact = scr + BT * 2 * F, *dn = dact + BT * F; /* MLP phase */
+  float *dgu = scr, *dact = scr + BT * 2 * F, *dn = dact + BT * F; /* MLP phase */
   float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;                       /* attention phase (dn = scr) */
   /* final norm: dx = d h_L (overwrites) */
   int rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, s->p_norm), dy, ws + L.hL, P_(m, s->p_norm), ws + L.rF, BT, d, 0);
@@ -57,9 +57,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
     const llama_layer *ly = &s->layer[l];
     float *Y = ws + L.layers + l * L.per_layer;
     /* MLP: h' = a + down(silu(gate) * up) */
-    rc = be->nn->swiglu_fwd(ctx, act, Y + L.o_gu, BT, F);
-    if (!rc)
-      rc = be->gemm(ctx, 1, 0, d, F, BT, 1.0f, dx, d, 0, act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
+    rc = be->gemm(ctx, 1, 0, d, F, BT, 1.0f, dx, d, 0, Y + L.o_act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
     if (!rc) rc = be->gemm(ctx, 0, 0, BT, F, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, dact, F, 0, 1);
     if (!rc) rc = be->nn->swiglu_bwd(ctx, dgu, dact, Y + L.o_gu, BT, F);
     if (!rc)

@@ -70,7 +70,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   const float eps = s->cfg.rms_eps, scale = (float)(1.0 / sqrt((double)s->hd));
   const float *cs = L->cos >= 0 ? ws + L->cos : NULL, *sn = L->sin >= 0 ? ws + L->sin : NULL;
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
-  float *qkv = ws + L->scratch, *delta = qkv + BT * 3 * d, *act = delta + BT * d;
+  float *qkv = ws + L->scratch, *delta = qkv + BT * 3 * d;
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
   float *Y0 = ws + L->layers;
   int rc = be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
@@ -91,9 +91,9 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     if (!rc)
       rc = be->gemm(ctx, 0, 1, BT, 2 * F, d, 1.0f, Y + L->o_n2, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, Y + L->o_gu,
                     2 * F, 0, 1);
-    if (!rc) rc = be->nn->swiglu_fwd(ctx, act, Y + L->o_gu, BT, F);
+    if (!rc) rc = be->nn->swiglu_fwd(ctx, Y + L->o_act, Y + L->o_gu, BT, F);
     if (!rc)
-      rc = be->gemm(ctx, 0, 1, BT, d, F, 1.0f, act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, delta, d, 0, 1);
+      rc = be->gemm(ctx, 0, 1, BT, d, F, 1.0f, Y + L->o_act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, delta, d, 0, 1);
     if (rc) break;
     /* residual + the next norm in one pass */
     if (l + 1 < nl) {

@@ -35,7 +35,7 @@ typedef struct llama_layout {
   int nthreads;
   /* training: per layer block of `per_layer` floats starting at `layers` */
   int64_t layers, per_layer;
-  int64_t o_h, o_n1, o_r1, o_q, o_k, o_v, o_P, o_attn, o_a, o_n2, o_r2, o_gu; /* inside a layer block */
+  int64_t o_h, o_n1, o_r1, o_q, o_k, o_v, o_P, o_attn, o_a, o_n2, o_r2, o_gu, o_act; /* inside a layer block */
   int64_t hL, rF;                                                             /* final input and its rstd */
   int64_t scratch;                                                            /* shared scratch region */
   /* inference */
