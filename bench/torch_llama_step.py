@@ -101,6 +101,9 @@ if pe in ("alibi", "fire"):
 backbone = LlamaModel(cfg)
 read_in = nn.Linear(D, hidden, bias=False)
 read_out = nn.Linear(hidden, 1, bias=False)
+# the published stack built these inside the HF model, so post_init gave them N(0, 0.02^2)
+nn.init.normal_(read_in.weight, std=0.02)
+nn.init.normal_(read_out.weight, std=0.02)
 params = list(backbone.parameters()) + list(read_in.parameters()) + list(read_out.parameters())
 if fires is not None:
     params += [p for p in fires.parameters() if p.requires_grad]

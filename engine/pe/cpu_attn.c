@@ -74,41 +74,65 @@ static inline void rows_x_bt(const float *A, int64_t nr, int64_t hd, const float
   }
 }
 
-/* o[c] = alpha * sum_{j < n} p[j] M[j, c] for c < hd (M row stride hd) */
+/* o[c] = alpha * sum_{j < n} p[j] M[j, c] for c < hd (M row stride hd). The
+ * head size is a compile-time constant in each case, so the accumulators stay
+ * in registers; two sets (even and odd j) keep both FMA pipes busy. */
+#define VXR(NV)                                                                                                  \
+  do {                                                                                                           \
+    v8f a0[NV], a1[NV];                                                                                          \
+    for (int q = 0; q < NV; q++) a0[q] = a1[q] = bc(0);                                                          \
+    int64_t j = 0;                                                                                               \
+    for (; j + 2 <= n; j += 2) {                                                                                 \
+      v8f p0 = bc(p[j]), p1 = bc(p[j + 1]);                                                                      \
+      const float *m0 = M + j * (NV * 8), *m1 = m0 + NV * 8;                                                    \
+      for (int q = 0; q < NV; q++) {                                                                             \
+        a0[q] += p0 * ld(m0 + 8 * q);                                                                            \
+        a1[q] += p1 * ld(m1 + 8 * q);                                                                            \
+      }                                                                                                          \
+    }                                                                                                            \
+    if (j < n) {                                                                                                 \
+      v8f p0 = bc(p[j]);                                                                                         \
+      for (int q = 0; q < NV; q++) a0[q] += p0 * ld(M + j * (NV * 8) + 8 * q);                                   \
+    }                                                                                                            \
+    for (int q = 0; q < NV; q++) st(o + 8 * q, (a0[q] + a1[q]) * bc(alpha));                                    \
+  } while (0)
+
 static inline void vec_x_rows(const float *p, int64_t n, const float *M, int64_t hd, float alpha, float *o) {
-  if (hd % 8 == 0 && hd <= 64) {
-    v8f acc[8];
-    int64_t nv = hd / 8;
-    for (int64_t q = 0; q < nv; q++) acc[q] = bc(0);
-    for (int64_t j = 0; j < n; j++) {
-      v8f pj = bc(p[j]);
-      const float *mr = M + j * hd;
-      for (int64_t q = 0; q < nv; q++) acc[q] += pj * ld(mr + 8 * q);
-    }
-    for (int64_t q = 0; q < nv; q++) st(o + 8 * q, acc[q] * bc(alpha));
-  } else {
-    for (int64_t c = 0; c < hd; c++) o[c] = 0;
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t c = 0; c < hd; c++) o[c] += p[j] * M[j * hd + c];
-    for (int64_t c = 0; c < hd; c++) o[c] *= alpha;
+  switch (hd) {
+  case 8: VXR(1); return;
+  case 16: VXR(2); return;
+  case 32: VXR(4); return;
+  case 64: VXR(8); return;
+  default: break;
   }
+  for (int64_t c = 0; c < hd; c++) o[c] = 0;
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t c = 0; c < hd; c++) o[c] += p[j] * M[j * hd + c];
+  for (int64_t c = 0; c < hd; c++) o[c] *= alpha;
 }
 
-/* M[j, :] += w[j] * x for j < n */
+/* M[j, :] += alpha w[j] x for j < n (head size constant per case, as above) */
+#define AXPY(NV)                                                                                                 \
+  do {                                                                                                           \
+    v8f xv[NV];                                                                                                  \
+    for (int q = 0; q < NV; q++) xv[q] = ld(x + 8 * q);                                                          \
+    for (int64_t j = 0; j < n; j++) {                                                                            \
+      v8f wj = bc(alpha * w[j]);                                                                                 \
+      float *mr = M + j * (NV * 8);                                                                              \
+      for (int q = 0; q < NV; q++) st(mr + 8 * q, ld(mr + 8 * q) + wj * xv[q]);                                  \
+    }                                                                                                            \
+  } while (0)
+
 static inline void rows_axpy(float *M, int64_t n, int64_t hd, const float *w, float alpha, const float *x) {
-  if (hd % 8 == 0 && hd <= 64) {
-    v8f xv[8];
-    int64_t nv = hd / 8;
-    for (int64_t q = 0; q < nv; q++) xv[q] = ld(x + 8 * q);
-    for (int64_t j = 0; j < n; j++) {
-      v8f wj = bc(alpha * w[j]);
-      float *mr = M + j * hd;
-      for (int64_t q = 0; q < nv; q++) st(mr + 8 * q, ld(mr + 8 * q) + wj * xv[q]);
-    }
-  } else {
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t c = 0; c < hd; c++) M[j * hd + c] += alpha * w[j] * x[c];
+  switch (hd) {
+  case 8: AXPY(1); return;
+  case 16: AXPY(2); return;
+  case 32: AXPY(4); return;
+  case 64: AXPY(8); return;
+  default: break;
   }
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t c = 0; c < hd; c++) M[j * hd + c] += alpha * w[j] * x[c];
 }
 
 /* rotate one head's row in place layout: dst = R(t) src (or R(t)^T when inverse) */
@@ -134,7 +158,17 @@ static inline void softmax_row(float *row, int64_t i, float scale, const float *
     for (int64_t j = 0; j < n; j++) row[j] = row[j] * scale + brow[j];
   else
     for (int64_t j = 0; j < n; j++) row[j] *= scale;
-  for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  {
+    int64_t j = 0;
+    v8f vmx = bc(-INFINITY);
+    for (; j + 8 <= n; j += 8) {
+      v8f x = ld(row + j);
+      v8i gt = x > vmx;
+      vmx = (v8f)(((v8i)x & gt) | ((v8i)vmx & ~gt));
+    }
+    for (int k = 0; k < 8; k++) mx = vmx[k] > mx ? vmx[k] : mx;
+    for (; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  }
   for (int64_t j = n; j < n8; j++) row[j] = mx; /* padding: finite, zeroed below */
   v8f sum = bc(0), vm = bc(mx);
   for (int64_t j = 0; j < n8; j += 8) {
