@@ -114,7 +114,7 @@ describe("a position encoding in Lua", function()
       local r = icl.gradcheck(function()
         local e = m:predict(xs, ys) - ys
         return (e * e):mean()
-      end, m:get(name), g, {eps = 1e-2})
+      end, m:get(name), g, {eps = 3e-2}) -- float32 loss noise dominates below ~1e-2
       assert.is_true(r.max_rel < 1e-2, string.format("%s: max rel %g (num %g ana %g)", name, r.max_rel, r.numeric,
                                                       r.analytic))
     end
