@@ -11,46 +11,25 @@
 
 #include "attn_kernels.h"
 #include "cpu_bias.h"
+#include "nn/vmath.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-typedef float v8fu __attribute__((vector_size(32), aligned(4))); /* unaligned access */
+typedef icl_v8f v8f;
+typedef icl_v8i v8i;
 
 #define RB 4 /* query rows per block */
 
 static inline int64_t round8(int64_t n) { return (n + 7) & ~(int64_t)7; }
-static inline v8f ld(const float *p) { return *(const v8fu *)p; }
-static inline void st(float *p, v8f v) { *(v8fu *)p = v; }
-static inline v8f bc(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+static inline v8f ld(const float *p) { return icl_v8_load(p); }
+static inline void st(float *p, v8f v) { icl_v8_store(p, v); }
+static inline v8f bc(float x) { return icl_v8_set1(x); }
 static inline float hsum(v8f v) {
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
-
-/* exp for x <= 0 (softmax after subtracting the row max): Cody-Waite range
- * reduction and a degree-6 polynomial, about 2 ulp; very negative x gives ~0. */
-static inline v8f v8_exp(v8f x) {
-  const v8f lo = bc(-87.0f);
-  v8i m = x < lo;
-  x = (v8f)(((v8i)x & ~m) | ((v8i)lo & m));
-  const v8f magic = bc(12582912.0f); /* 1.5 * 2^23: round to nearest integer */
-  v8f t = x * bc(1.44269504088896341f) + magic;
-  v8f n = t - magic;
-  v8i ni = (v8i)t - (v8i)magic;
-  v8f r = x - n * bc(0.693359375f) - n * bc(-2.12194440e-4f);
-  v8f p = bc(1.9875691500e-4f);
-  p = p * r + bc(1.3981999507e-3f);
-  p = p * r + bc(8.3334519073e-3f);
-  p = p * r + bc(4.1665795894e-2f);
-  p = p * r + bc(1.6666665459e-1f);
-  p = p * r + bc(5.0000001201e-1f);
-  p = p * (r * r) + r + bc(1.0f);
-  v8i e = (ni + 127) << 23;
-  return p * (v8f)e;
-}
+static inline v8f v8_exp(v8f x) { return icl_v8_exp(x); } /* x <= 0 here (row max subtracted) */
 
 /* rows i0..i0+nr-1 of A (row stride hd) times Bt [hd, ldb] for columns
  * [0, ncol) (ncol a multiple of 8): out[r * ldo + j] = sum_c A[i0+r, c] Bt[c, j] */
