@@ -15,4 +15,5 @@ void icl_lua_open_extensions(lua_State *L, int module_idx) {
   icl_lua_open_tasks(L, module_idx);
   icl_lua_open_proc(L, module_idx);
   icl_lua_open_flock(L, module_idx);
+  icl_lua_open_llama(L, module_idx);
 }
