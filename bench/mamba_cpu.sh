@@ -15,17 +15,22 @@ export ICL_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 export LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/${ICL_BUILD_DIR:-build}/lua/?.so;;"
 hf_layers=${HF_LAYERS:-2}
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+peak1=$(lua5.4 bench/sgemm_peak.lua | awk '{print $2}')
 icl_full=$(lua5.4 bench/mamba_step.lua 32 "${ICL_STEPS:-3}" 1)
 icl_small=$(lua5.4 bench/mamba_step.lua "$hf_layers" "${ICL_STEPS:-3}" 1)
 torch=$(python3 bench/torch_mamba_step.py --layers "$hf_layers" --steps "${HF_STEPS:-1}" --warmup 1 \
         --threads "$threads" 2>/dev/null | grep '^{')
+peak2=$(lua5.4 bench/sgemm_peak.lua | awk '{print $2}')
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "$icl_full"
 echo "$icl_small"
 echo "$torch"
-python3 - "$icl_full" "$icl_small" "$torch" "$load" "$load_end" <<'PY'
+echo "sgemm peak (4096^3): $peak1 GFLOP/s before, $peak2 after"
+python3 - "$icl_full" "$icl_small" "$torch" "$load" "$load_end" "$peak1" "$peak2" <<'PY'
 import json, subprocess, sys
 full, small, pt = (json.loads(x) for x in sys.argv[1:4])
+peak = max(float(sys.argv[6]), float(sys.argv[7]))
+theoretical = full["threads"] * 2.45 * 32  # 2.45 GHz x 32 FP32 FLOP/cycle (2 FMA x 8 lanes) per core
 cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
 print(f"\nCPU: {cpu}, {full['threads']} threads; load average {sys.argv[4]} (start), {sys.argv[5]} (end)")
 print(f"batch {full['batch']}, {full['tokens']} tokens, D = 20, hidden 256, state 16, expand 2, conv 4, T_c = {full['T_c']}\n")
@@ -41,9 +46,10 @@ print("| icl, 32 layers, per step | seconds |")
 print("|---|---|")
 for k in ("proj", "scan", "conv", "other"):
     print(f"| {k} | {full[k + '_s_per_step']:.2f} |")
-print(f"\nprojections: {full['proj_gflop_per_step']:.0f} GFLOP per step at {full['proj_gflops']:.1f} GFLOP/s = "
-      f"{100 * full['proj_frac_measured_peak']:.0f}% of the measured sgemm peak ({full['sgemm_peak_gflops']:.1f} GFLOP/s, 4096^3), "
-      f"{100 * full['proj_frac_theoretical']:.0f}% of the theoretical {full['theoretical_gflops']:.1f} GFLOP/s")
+rate = full["proj_gflops"]
+print(f"\nprojections: {full['proj_gflop_per_step']:.0f} GFLOP per step at {rate:.1f} GFLOP/s = "
+      f"{100 * rate / peak:.0f}% of the measured sgemm peak ({peak:.1f} GFLOP/s, 4096^3), "
+      f"{100 * rate / theoretical:.0f}% of the theoretical {theoretical:.1f} GFLOP/s")
 print(f"peak RSS: icl 32 layers {full['rss_peak_mb']:.0f} MB, icl {small['layers']} layers {small['rss_peak_mb']:.0f} MB, "
       f"HF {pt['layers']} layers {pt['rss_peak_mb']:.0f} MB")
 PY

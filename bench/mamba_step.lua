@@ -3,9 +3,9 @@
 --   lua5.4 bench/mamba_step.lua [layers] [steps] [warmup] [batch] [tokens] [T_c]
 -- Defaults: the standard preset (hidden 256, state 16, 32 layers, expand 2,
 -- conv 4), batch 64, 102 tokens (51 examples), D = 20, T_c = 64.
--- Prints one JSON line with steps/s (from the median step), the time and FLOP rate of the
--- projections (the model's phase profile), the measured sgemm peak, the
--- backbone workspace and the process's peak RSS.
+-- Prints one JSON line with steps/s (from the median step), the time and FLOP
+-- rate of the projections (the model's phase profile), the backbone workspace
+-- and the process's peak RSS. bench/sgemm_peak.lua measures the peak.
 local icl = require "icl"
 
 local layers = tonumber(arg[1] or 32)
@@ -55,30 +55,13 @@ local dt = steps % 2 == 1 and times[(steps + 1) // 2] or (times[steps // 2] + ti
 local rss = rss_peak_mb()
 local saved, temp = m:workspace(B, T, true)
 
--- peak: a large sgemm through the same backend (OpenBLAS), after the step so
--- that the RSS above is the step's own
-local S = 4096
-local a, b = icl.randn({S, S}, {seed = 1}), icl.randn({S, S}, {seed = 2})
-local c = a:matmul(b)
-local best = math.huge
-for _ = 1, 3 do
-  local t1 = now()
-  c = a:matmul(b)
-  best = math.min(best, now() - t1)
-end
-c:free()
-local peak = 2 * S * S * S / best / 1e9
-local theoretical = threads * 2.45 * 32 -- GFLOP/s: 2.45 GHz x 32 FP32 FLOP/cycle (2 FMA x 8 lanes) per core
-
 local proj_gflops = prof.gemm_flops / steps / 1e9
 local proj_rate = prof.gemm_flops / prof.gemm / 1e9
 io.write(string.format(
   '{"impl": "icl", "layers": %d, "batch": %d, "tokens": %d, "T_c": %d, "threads": %d, "steps": %d, ' ..
   '"steps_per_s": %.5f, "ms_per_step": %.1f, "ms_per_step_min": %.1f, "loss": %.5f, ' ..
   '"proj_gflop_per_step": %.1f, "proj_s_per_step": %.3f, "scan_s_per_step": %.3f, "conv_s_per_step": %.3f, ' ..
-  '"other_s_per_step": %.3f, "proj_gflops": %.1f, "sgemm_peak_gflops": %.1f, "theoretical_gflops": %.1f, ' ..
-  '"proj_frac_measured_peak": %.3f, "proj_frac_theoretical": %.3f, ' ..
+  '"other_s_per_step": %.3f, "proj_gflops": %.1f, ' ..
   '"workspace_saved_floats": %d, "workspace_temp_floats": %d, "rss_peak_mb": %.0f}\n',
   layers, B, T, Tc, threads, steps, 1 / dt, dt * 1e3, times[1] * 1e3, loss:item(), proj_gflops, prof.gemm / steps,
-  prof.scan / steps, prof.conv / steps, prof.other / steps, proj_rate, peak, theoretical, proj_rate / peak,
-  proj_rate / theoretical, saved, temp, rss))
+  prof.scan / steps, prof.conv / steps, prof.other / steps, proj_rate, saved, temp, rss))

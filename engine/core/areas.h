@@ -6,7 +6,11 @@
 #include "models/mamba_kernels.h"
 #include "nn/nn_kernels.h"
 #include "optim/optim_kernels.h"
+#include "pe/attn_kernels.h"
+#include "tasks/task_kernels.h"
 
-#define ICL_CPU_AREA_TABLES .nn = &icl_cpu_nn_kernels, .attn = NULL, .mamba = &icl_cpu_mamba_kernels, .task = NULL, .optim = &icl_cpu_optim_kernels
+#define ICL_CPU_AREA_TABLES                                                                                       \
+  .nn = &icl_cpu_nn_kernels, .attn = &icl_cpu_attn_kernels, .mamba = &icl_cpu_mamba_kernels,                    \
+  .task = &icl_cpu_task_kernels, .optim = &icl_cpu_optim_kernels
 
 #endif

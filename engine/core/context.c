@@ -28,6 +28,8 @@ const char *icl_status_name(int status) {
   }
 }
 
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
 icl_ctx *icl_ctx_new(void) {
   icl_ctx *ctx = calloc(1, sizeof *ctx);
   if (!ctx) return NULL;
@@ -35,6 +37,7 @@ icl_ctx *icl_ctx_new(void) {
   ctx->num_threads = 0;
   const char *env = getenv("ICL_NUM_THREADS");
   if (env && atoi(env) > 0) icl_set_num_threads(ctx, atoi(env));
+  else if (openblas_set_num_threads) openblas_set_num_threads(1);
   return ctx;
 }
 
@@ -83,9 +86,9 @@ void icl_clear_error(icl_ctx *ctx) {
   ctx->errmsg[0] = '\0';
 }
 
-/* OpenBLAS and OpenMP each keep their own pool; both are set here so that a
- * "2 threads" run really uses two cores and never oversubscribes. */
-extern void openblas_set_num_threads(int) __attribute__((weak));
+/* OpenMP owns the CPU threads. OpenBLAS keeps one thread: the CPU GEMM
+ * splits large products over OpenMP threads itself (engine/cpu/cpu_gemm.c),
+ * so two pools never busy-wait against each other. */
 
 void icl_set_num_threads(icl_ctx *ctx, int n) {
   if (n < 1) n = 1;
@@ -93,5 +96,5 @@ void icl_set_num_threads(icl_ctx *ctx, int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
-  if (openblas_set_num_threads) openblas_set_num_threads(n);
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
 }

@@ -1,5 +1,10 @@
 /* luaopen_icl_core: the C half of the `icl` Lua module. lua/icl/init.lua
  * requires it and adds the Lua half (config, training, analyses). */
+#include <errno.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "lua_util.h"
 #include "core/backend.h"
 #include "lua_modules.h"
@@ -54,7 +59,40 @@ static int l_strict_fp32(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg fns[] = {{"set_num_threads", l_set_num_threads},
+/* monotonic wall clock in seconds, for benchmarks and progress lines */
+static int l_wall_time(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+  return 1;
+}
+
+/* isatty(fd): progress lines redraw in place only on a terminal */
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+  return 1;
+}
+
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+/* pid_alive(pid): a stale run lock is one whose process is gone */
+static int l_pid_alive(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  lua_pushboolean(L, pid > 0 && (kill(pid, 0) == 0 || errno == EPERM));
+  return 1;
+}
+
+static int l_hostname(lua_State *L) {
+  char buf[256] = "";
+  gethostname(buf, sizeof buf - 1);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"wall_time", l_wall_time}, {"pid_alive", l_pid_alive}, {"hostname", l_hostname}, {"isatty", l_isatty}, {"getpid", l_getpid},{"set_num_threads", l_set_num_threads},
                                {"num_threads", l_num_threads},
                                {"cuda_available", l_cuda_available},
                                {"cuda_compiled", l_cuda_compiled},

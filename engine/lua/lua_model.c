@@ -118,8 +118,22 @@ static int m_loss_step(lua_State *L) {
   return 1;
 }
 
+/* num_params([{published = true}]): published asks the family's param_counts()
+ * for the count the original stack reported (e.g. with an unused embedding) */
 static int m_num_params(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)icl_params_count(&icl_lua_check_model(L, 1)->params));
+  static const char *const opts[] = {"published", NULL};
+  icl_model *m = icl_lua_check_model(L, 1);
+  icl_lua_check_opts(L, 2, "model:num_params", opts);
+  if (icl_lua_opt_bool(L, 2, "published", 0, "model:num_params")) {
+    lua_getfield(L, 1, "param_counts");
+    if (!lua_isfunction(L, -1))
+      return luaL_error(L, "model:num_params: family '%s' has no published count", m->ops->family);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "published");
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)icl_params_count(&m->params));
   return 1;
 }
 
@@ -317,6 +331,9 @@ void icl_lua_open_model(lua_State *L, int module_idx) {
   module_idx = lua_absindex(L, module_idx);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
+  /* the Lua layer adds methods written in Lua (save, ...) to this table */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module_idx, "_model_methods");
   lua_setfield(L, LUA_REGISTRYINDEX, "icl.model_methods");
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, "icl.family_methods");

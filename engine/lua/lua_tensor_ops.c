@@ -165,7 +165,48 @@ static int m_has_nonfinite(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {
+/* index_select(dim, {i1, i2, ...}) with 1-based indices (repeats allowed) */
+static int m_index_select(lua_State *L) {
+  icl_tensor *t = icl_lua_check_tensor(L, 1);
+  int d = icl_lua_dim(L, 2, "index_select", t->ndim, 0);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int64_t n = (int64_t)lua_rawlen(L, 3);
+  int64_t *idx = lua_newuserdatauv(L, sizeof(int64_t) * (size_t)(n ? n : 1), 0);
+  for (int64_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, (lua_Integer)i + 1);
+    if (!lua_isinteger(L, -1)) return luaL_error(L, "index_select: index %d is not an integer", (int)i + 1);
+    idx[i] = lua_tointeger(L, -1) - 1;
+    lua_pop(L, 1);
+  }
+  icl_lua_push_tensor(L, icl_op_index_select(icl_lua_ctx(L), t, d, idx, n));
+  return 1;
+}
+
+/* bootstrap({resamples = 1000, lo = 50, hi = 950, seed = 0}) on a [P, N]
+ * matrix -> mean, lo, hi as Lua arrays (1-based lo/hi ranks) */
+static int m_bootstrap(lua_State *L) {
+  static const char *const opts[] = {"resamples", "lo", "hi", "seed", NULL};
+  icl_tensor *t = icl_lua_check_tensor(L, 1);
+  icl_lua_check_opts(L, 2, "bootstrap", opts);
+  int r = icl_lua_opt_int(L, 2, "resamples", 1000, "bootstrap");
+  int lo = icl_lua_opt_int(L, 2, "lo", (int)(0.05 * r), "bootstrap");
+  int hi = icl_lua_opt_int(L, 2, "hi", (int)(0.95 * r), "bootstrap");
+  int seed = icl_lua_opt_int(L, 2, "seed", 0, "bootstrap");
+  if (t->ndim != 2) return luaL_error(L, "bootstrap: expected a [prompts, positions] matrix");
+  int64_t n = t->shape[1];
+  float *buf = lua_newuserdatauv(L, sizeof(float) * 3 * (size_t)(n ? n : 1), 0);
+  icl_lua_check_rc(L, icl_op_bootstrap(icl_lua_ctx(L), t, r, lo, hi, (uint64_t)seed, buf, buf + n, buf + 2 * n));
+  for (int k = 0; k < 3; k++) {
+    lua_createtable(L, (int)n, 0);
+    for (int64_t j = 0; j < n; j++) {
+      lua_pushnumber(L, buf[k * n + j]);
+      lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+  }
+  return 3;
+}
+
+static const luaL_Reg methods[] = {{"index_select", m_index_select}, {"bootstrap", m_bootstrap},
     {"add", m_add},         {"sub", m_sub},         {"mul", m_mul},           {"div", m_div},
     {"pow", m_pow},         {"eq", m_eq},           {"ne", m_ne},             {"lt", m_lt},
     {"le", m_le},           {"gt", m_gt},           {"ge", m_ge},             {"maximum", m_maximum},

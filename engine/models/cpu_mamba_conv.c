@@ -71,7 +71,7 @@ int icl_cpu_mamba_conv_fwd(icl_ctx *ctx, float *u, const float *x, int64_t ldx, 
       }
       for (int j = 0; j < c.nsub; j++) {
         v8f xc = conv_at(&c, xb, ldx, t, j, K);
-        v8_store(ub + t * E + 8 * j, xc * v8_sigmoid(xc), c.nv[j]);
+        v8_store(ub + t * E + 8 * j, xc * icl_v8_sigmoid(xc), c.nv[j]);
       }
     }
   }
@@ -101,7 +101,7 @@ int icl_cpu_mamba_conv_bwd(icl_ctx *ctx, float *dx, float *dw, float *db, float 
         prefetch_rows(dub, E, t + PF_AHEAD, c.nsub, 1);
       }
       for (int j = 0; j < c.nsub; j++) {
-        v8f xc = conv_at(&c, xb, ldx, t, j, K), sg = v8_sigmoid(xc);
+        v8f xc = conv_at(&c, xb, ldx, t, j, K), sg = icl_v8_sigmoid(xc);
         v8f d = v8_load(dub + t * E + 8 * j, c.nv[j]) * (sg * (V8(1.0f) + xc * (V8(1.0f) - sg)));
         v8_store(dub + t * E + 8 * j, d, c.nv[j]);
       }

@@ -51,7 +51,7 @@ V8_FN lanes lanes_load(const icl_mamba_scan *a, int64_t e0, v8f *A, v8f *A2) {
   for (int64_t n = 0; n < a->N; n++) {
     v8f v = V8(0.0f); /* idle lanes: A_log = 0, A = -1 */
     for (int i = 0; i < l.nv; i++) v[i] = a->A_log[(e0 + i) * a->N + n];
-    A[n] = -v8_exp(v);
+    A[n] = -icl_v8_exp(v);
     A2[n] = A[n] * V8(ICL_LOG2E);
   }
   return l;
@@ -124,7 +124,7 @@ static int scan_fwd(icl_ctx *ctx, const icl_mamba_scan *a) {
         v8f delta, u;
         v8f y = scan_step(a, &l[j], A2[j], s[j], NULL, row, &delta, NULL, &u);
         v8f z = v8_load(a->z + row * a->ld_z + e0, l[j].nv);
-        v8_store(a->out + row * E + e0, y * (z * v8_sigmoid(z)), l[j].nv);
+        v8_store(a->out + row * E + e0, y * (z * icl_v8_sigmoid(z)), l[j].nv);
         if (keep)
           for (int64_t n = 0; n < N; n++) v8_store(a->ckpt + ((b * nck + c) * N + n) * E + e0, s[j][n], l[j].nv);
       }
@@ -194,7 +194,7 @@ static void bwd_chunk(const icl_mamba_scan *a, slot *sl, int sub, int64_t b, int
     v8f *s = sl->S + (i + 1) * N;
     memcpy(s, s - N, sizeof(v8f) * (size_t)N);
     v8f y = scan_step(a, l, A2, s, sl->DA + i * N, row, &sl->DEL[i], &sl->SIG[i], &sl->U[i]);
-    v8f z = v8_load(a->z + row * a->ld_z + e0, nv), sz = v8_sigmoid(z), silu = z * sz;
+    v8f z = v8_load(a->z + row * a->ld_z + e0, nv), sz = icl_v8_sigmoid(z), silu = z * sz;
     v8f go = v8_load(a->dout + row * E + e0, nv);
     v8_store(a->out + row * E + e0, y * silu, nv);
     v8_store(a->dz + row * a->ld_z + e0, go * y * (sz * (V8(1.0f) + z * (V8(1.0f) - sz))), nv);

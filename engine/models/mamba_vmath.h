@@ -1,53 +1,53 @@
-/* Eight-lane float vectors and the transcendental functions the CPU Mamba
- * kernels need per (token, channel, state): exp, and per (token, channel)
- * softplus and the sigmoid. Written with GCC vector extensions, so the same
- * code becomes AVX2 with -march=native and SSE pairs without it; every lane
+/* What the CPU Mamba kernels add to the shared 8-lane math of nn/vmath.h:
+ * partial-block loads/stores, max/min, a fixed-order horizontal sum, the
+ * per-(token, channel, state) decay exp2 (cheaper than icl_v8_exp: no
+ * Cody-Waite step, a degree-5 polynomial), and softplus with its sigmoid.
+ * GCC vector extensions: AVX2 with -march=native, SSE otherwise; every lane
  * does the same IEEE operations in the same order (no FMA contraction), so
  * results do not depend on the vector width or the build.
- *
- * exp2 / exp: see v8_exp2 (a few ulp).
  * log (for softplus only, argument >= 1): x = m 2^k with m in [sqrt(.5),
  * sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1), by its odd series to s^11. */
 #ifndef ICL_MAMBA_VMATH_H
 #define ICL_MAMBA_VMATH_H
 
 #include <stdint.h>
-#include <string.h>
 
 /* Without AVX, GCC warns that 32-byte vector arguments change the ABI; these
  * helpers are static inline and never cross a library boundary. */
 #pragma GCC diagnostic ignored "-Wpsabi"
+
+#include "nn/vmath.h"
+
 /* always inlined: an outlined clone would raise that warning again, with no
  * source location for the pragma to apply to */
 #define V8_FN static inline __attribute__((always_inline))
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v8f_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
-
+/* short names for the shared 8-lane types (nn/vmath.h) */
+typedef icl_v8f v8f;
+typedef icl_v8i v8i;
 #define V8(x) ((v8f){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define V8I(x) ((v8i){(x), (x), (x), (x), (x), (x), (x), (x)})
 
-/* unaligned loads/stores of the first nv lanes (the rest read as 0) */
+/* loads/stores of the first nv lanes of a channel block (a partial block
+ * at the end of the channels reads 0 in its idle lanes) */
 V8_FN v8f v8_load(const float *p, int nv) {
-  if (nv >= 8) return *(const v8f_unaligned *)p;
+  if (nv >= 8) return icl_v8_load(p);
   v8f v = V8(0.0f);
   for (int i = 0; i < nv; i++) v[i] = p[i];
   return v;
 }
 V8_FN void v8_store(float *p, v8f v, int nv) {
-  if (nv >= 8) *(v8f_unaligned *)p = v;
+  if (nv >= 8) icl_v8_store(p, v);
   else
     for (int i = 0; i < nv; i++) p[i] = v[i];
 }
 
-V8_FN v8f v8_select(v8i mask, v8f a, v8f b) { return (v8f)((mask & (v8i)a) | (~mask & (v8i)b)); }
 #if defined(__AVX__)
 V8_FN v8f v8_max(v8f a, v8f b) { return __builtin_ia32_maxps256(a, b); }
 V8_FN v8f v8_min(v8f a, v8f b) { return __builtin_ia32_minps256(a, b); }
 #else
-V8_FN v8f v8_max(v8f a, v8f b) { return v8_select(a > b, a, b); }
-V8_FN v8f v8_min(v8f a, v8f b) { return v8_select(a < b, a, b); }
+V8_FN v8f v8_max(v8f a, v8f b) { return icl_v8_select(a > b, a, b); }
+V8_FN v8f v8_min(v8f a, v8f b) { return icl_v8_select(a < b, a, b); }
 #endif
 V8_FN float v8_hsum(v8f v) {
   /* fixed pairwise order */
@@ -77,17 +77,13 @@ V8_FN v8f v8_exp2(v8f x) {
   return p * (v8f)e;
 }
 
-/* e^x; the rounding of x log2(e) costs |x| * 1e-7 relative, which only
- * matters where e^x is negligible or the caller saturates (softplus > 20) */
-V8_FN v8f v8_exp(v8f x) { return v8_exp2(x * V8(ICL_LOG2E)); }
-
 /* natural log for x >= 1 (finite) */
 V8_FN v8f v8_log_ge1(v8f x) {
   v8i xi = (v8i)x;
   v8i k = ((xi >> 23) & V8I(0xff)) - V8I(127);
   v8f m = (v8f)((xi & V8I(0x007fffff)) | V8I(0x3f800000)); /* [1, 2) */
   v8i big = m > V8(1.41421356f);
-  m = v8_select(big, m * V8(0.5f), m);
+  m = icl_v8_select(big, m * V8(0.5f), m);
   k = k + (big & V8I(1));
   v8f s = (m - V8(1.0f)) / (m + V8(1.0f)), s2 = s * s;
   v8f p = V8(2.0f / 11.0f);
@@ -104,15 +100,13 @@ V8_FN v8f v8_log_ge1(v8f x) {
  * log1p computed as log(u) * e / (u - 1) with u = 1 + e (exact to a few
  * ulp even when e is tiny). *sig gets the sigmoid, d softplus / dx. */
 V8_FN v8f v8_softplus(v8f x, v8f *sig) {
-  v8f e = v8_exp(v8_min(x, V8(20.0f)));
+  v8f e = icl_v8_exp(v8_min(x, V8(20.0f)));
   v8f u = V8(1.0f) + e, um1 = u - V8(1.0f);
   v8i tiny = um1 == V8(0.0f);
-  v8f l = v8_log_ge1(u) * (e / v8_select(tiny, V8(1.0f), um1));
+  v8f l = v8_log_ge1(u) * (e / icl_v8_select(tiny, V8(1.0f), um1));
   v8i above = x > V8(20.0f);
-  if (sig) *sig = v8_select(above, V8(1.0f), e / u);
-  return v8_select(above, x, v8_select(tiny, e, l));
+  if (sig) *sig = icl_v8_select(above, V8(1.0f), e / u);
+  return icl_v8_select(above, x, icl_v8_select(tiny, e, l));
 }
-
-V8_FN v8f v8_sigmoid(v8f x) { return V8(1.0f) / (V8(1.0f) + v8_exp(-x)); }
 
 #endif

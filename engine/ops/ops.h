@@ -27,6 +27,12 @@ icl_tensor *icl_op_random(icl_ctx *ctx, icl_dist dist, icl_dtype dt, icl_device 
 uint64_t icl_ctx_next_stream(icl_ctx *ctx);
 /* concatenate n tensors along dim */
 icl_tensor *icl_op_cat(icl_ctx *ctx, const icl_tensor *const *ts, int n, int dim);
+/* Bootstrap band of per-position means of a [P, N] matrix: mean, lo and hi
+ * get N floats each (host memory); see bootstrap.c. */
+int icl_op_bootstrap(icl_ctx *ctx, const icl_tensor *m, int64_t resamples, int64_t lo_idx, int64_t hi_idx,
+                     uint64_t seed, float *mean, float *lo, float *hi);
+/* rows idx[0..n) (0-based) of t along dim, in that order (repeats allowed) */
+icl_tensor *icl_op_index_select(icl_ctx *ctx, const icl_tensor *t, int dim, const int64_t *idx, int64_t n);
 /* 1 if any element is NaN or Inf */
 int icl_op_has_nonfinite(icl_ctx *ctx, const icl_tensor *t, int *bad);
 

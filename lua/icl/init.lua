@@ -8,7 +8,15 @@ for k, v in pairs(core) do icl[k] = v end
 icl.core = core
 icl.version = "0.1.0"
 
+--- icl.load(path, {device=}): a model saved with model:save
+function icl.load(...) return require("icl.model").load(...) end
+
 local lazy = {}
+
+-- The task registry's entry points live on icl itself (icl.tasks loads lazily).
+function icl.task(...) return icl.tasks.task(...) end
+function icl.baselines(...) return icl.tasks.baselines(...) end
+function icl.register_task(...) return icl.tasks.register(...) end
 
 setmetatable(icl, {
   __index = function(t, k)

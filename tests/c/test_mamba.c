@@ -438,9 +438,10 @@ static float *grads_of(icl_ctx *ctx, icl_model *m, const float *xs, const float 
 }
 
 /* T_c changes neither the loss nor a single gradient bit; inference and
- * training forwards agree bit for bit. (OpenBLAS 0.3.21's sgemm itself
- * differs in the last bit between thread counts, so the thread-count
- * invariance is checked on the mamba kernels, in test_kernel_threads.) */
+ * training forwards agree bit for bit. (The engine's GEMM, OpenMP blocks of
+ * single-threaded OpenBLAS calls, changes last bits with the block shapes,
+ * i.e. with the thread count, so thread-count invariance is checked on the
+ * mamba kernels, in test_kernel_threads.) */
 static void test_chunk_invariance(void) {
   icl_ctx *ctx = icl_t_ctx();
   const int64_t B = 3, N = 21, D = 5;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Llama training-step speed on the CPU: icl against PyTorch CPU eager (HF
+# LlamaModel, eager attention, fp32; ALiBi/FIRE as a custom bias in eager
+# attention), both with 2 threads, in the same run, at the standard size
+# (16 layers, hidden 256, 8 heads) and the toy size (2 layers, hidden 64,
+# 2 heads); batch 64, 51 examples (102 tokens), D = 20.
+#   bench/llama_cpu.sh                   # everything (about 15 minutes on 2 cores)
+#   STD_PES="rope fire" TOY_PES="rope" STD_STEPS=2 TOY_STEPS=10 bench/llama_cpu.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${ICL_BUILD_DIR:-build}
+export LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/$BUILD/lua/?.so;;"
+export ICL_NUM_THREADS=2 OMP_NUM_THREADS=2
+STD_PES=${STD_PES:-"nope rope alibi fire dynamic-yarn yarn linear dynamic"}
+TOY_PES=${TOY_PES:-"nope rope alibi fire dynamic-yarn yarn linear dynamic"}
+STD_STEPS=${STD_STEPS:-2}
+TOY_STEPS=${TOY_STEPS:-10}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+lua5.4 bench/sgemm_peak.lua | tee -a "$out"
+for pe in $STD_PES; do
+  lua5.4 bench/llama_step.lua standard "$pe" "$STD_STEPS" 1 | tee -a "$out"
+  python3 bench/torch_llama_step.py standard "$pe" "$STD_STEPS" 1 | tee -a "$out"
+done
+for pe in $TOY_PES; do
+  lua5.4 bench/llama_step.lua toy "$pe" "$TOY_STEPS" 3 | tee -a "$out"
+  python3 bench/torch_llama_step.py toy "$pe" "$TOY_STEPS" 3 | tee -a "$out"
+done
+lua5.4 bench/sgemm_peak.lua | tee -a "$out"
+echo
+lua5.4 bench/llama_table.lua "$out"

@@ -1,0 +1,44 @@
+/* Extras of the CUDA backend that C code may call beyond the backend table:
+ * the stream (for events, graphs and other areas' kernels) and the caching
+ * allocator's counters. Only declared when the engine is built with CUDA;
+ * every function is safe to call before the device is initialised (it then
+ * reports zeros / NULL and initialises nothing). */
+#ifndef ICL_CUDA_H
+#define ICL_CUDA_H
+
+#ifdef ICL_HAVE_CUDA
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The cudaStream_t everything of this context runs on (NULL before init). */
+void *icl_cuda_stream(icl_ctx *ctx);
+
+typedef struct icl_cuda_mem_stats {
+  size_t live_bytes;   /* handed out, not yet released (rounded to size classes) */
+  size_t cached_bytes; /* released, kept for reuse */
+  size_t peak_bytes;   /* high-water mark of live + cached */
+  uint64_t n_malloc;   /* cudaMalloc calls */
+  uint64_t n_reuse;    /* allocations served from the cache */
+} icl_cuda_mem_stats;
+
+void icl_cuda_memory_stats(icl_ctx *ctx, icl_cuda_mem_stats *out);
+/* Return every cached block to the driver (synchronises the stream). Must not
+ * be called while the stream is being captured into a graph. */
+int icl_cuda_empty_cache(icl_ctx *ctx);
+/* Testing aid: 1 forces the 64-bit index path of the strided kernels, which
+ * otherwise only runs for views of more than 2^32 elements. */
+void icl_cuda_force_wide_index(icl_ctx *ctx, int on);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ICL_HAVE_CUDA */
+#endif

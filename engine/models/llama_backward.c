@@ -1,0 +1,87 @@
+/* Llama backward (models_and_pe.md §7). The residual gradient lives in dx
+ * for the whole pass: each RMSNorm backward accumulates its input gradient
+ * into it, so the residual adds cost nothing. The shared scratch holds, in
+ * the MLP phase, dgu [BT, 2F] | dact [BT, F] | dn [BT, d] and, in the
+ * attention phase, dn [BT, d] | dqkv [BT, 3d] | dattn [BT, d]. */
+#include <math.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "llama_internal.h"
+
+static float *P_(const icl_model *m, int idx) { return icl_params_data(&m->params, idx); }
+static float *G_(const icl_model *m, int idx) { return icl_params_grad(&m->params, idx); }
+
+static int bias_backward(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t l, int64_t B, int64_t T,
+                         const float *dS, float *ws, const llama_layout *L) {
+  icl_llama *s = llama_state(m);
+  const icl_pe_cfg *pe = &s->cfg.pe;
+  const llama_layer *ly = &s->layer[l];
+  const int64_t H = s->cfg.heads;
+  float *G = ws + L->G;
+  int rc = be->attn->bias_grad_reduce(ctx, G, dS, B, H, T);
+  if (rc) return rc;
+  if (pe->bias == ICL_BIAS_FIRE) {
+    float mult = pe->fire_scale_before ? (float)(1.0 / sqrt((double)s->hd)) : 1.0f;
+    return be->attn->fire_bwd(ctx, G, P_(m, ly->fire[FP_W1]), P_(m, ly->fire[FP_B1]), P_(m, ly->fire[FP_W2]),
+                              P_(m, ly->fire[FP_C]), P_(m, ly->fire[FP_L]), pe->fire_L_init, pe->fire_eps,
+                              pe->fire_width, H, T, mult, G_(m, ly->fire[FP_W1]), G_(m, ly->fire[FP_B1]),
+                              G_(m, ly->fire[FP_W2]), G_(m, ly->fire[FP_B2]), G_(m, ly->fire[FP_C]),
+                              G_(m, ly->fire[FP_L]), (double *)(ws + L->part));
+  }
+  if (pe->callback->backward) {
+    rc = pe->callback->backward(ctx, pe->callback->ud, (int)l, T, H, G);
+    if (rc && !ctx->errcode) icl_errorf(ctx, ICL_ECALLBACK, "llama: the bias callback's backward failed");
+    return rc ? ICL_ECALLBACK : ICL_OK;
+  }
+  return ICL_OK;
+}
+
+int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws) {
+  const icl_backend *be = icl_backend_get(ctx, m->device);
+  if (!be) return ctx->errcode;
+  icl_llama *s = llama_state(m);
+  llama_layout L;
+  icl_llama_layout(m, B, T, 1, &L);
+  const int64_t d = m->hidden, F = s->F, BT = B * T, nl = s->cfg.layers;
+  const float scale = (float)(1.0 / sqrt((double)s->hd));
+  const float *cs = L.cos >= 0 ? ws + L.cos : NULL, *sn = L.sin >= 0 ? ws + L.sin : NULL;
+  const int bias_params = icl_llama_has_bias_params(s);
+  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
+  float *scr = ws + L.scratch;
+  float *dgu = scr, *dact = scr + BT * 2 * F, *dn = dact + BT * F; /* MLP phase */
+  float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;                       /* attention phase (dn = scr) */
+  /* final norm: dx = d h_L (overwrites) */
+  int rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, s->p_norm), dy, ws + L.hL, P_(m, s->p_norm), ws + L.rF, BT, d, 0);
+  for (int64_t l = nl - 1; l >= 0 && !rc; l--) {
+    const llama_layer *ly = &s->layer[l];
+    float *Y = ws + L.layers + l * L.per_layer;
+    /* MLP: h' = a + down(silu(gate) * up) */
+    rc = be->gemm(ctx, 1, 0, d, F, BT, 1.0f, dx, d, 0, Y + L.o_act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
+    if (!rc) rc = be->gemm(ctx, 0, 0, BT, F, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, dact, F, 0, 1);
+    if (!rc) rc = be->nn->swiglu_bwd(ctx, dgu, dact, Y + L.o_gu, BT, F);
+    if (!rc)
+      rc = be->gemm(ctx, 1, 0, 2 * F, d, BT, 1.0f, dgu, 2 * F, 0, Y + L.o_n2, d, 0, 1.0f, G_(m, ly->p[LP_GATE]), d, 0,
+                    1);
+    if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, 2 * F, 1.0f, dgu, 2 * F, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, dn, d, 0, 1);
+    if (!rc)
+      rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN2]), dn, Y + L.o_a, P_(m, ly->p[LP_LN2]), Y + L.o_r2, BT, d,
+                               1);
+    /* attention: a = h + o_proj(attn) */
+    if (!rc)
+      rc = be->gemm(ctx, 1, 0, d, d, BT, 1.0f, dx, d, 0, Y + L.o_attn, d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
+    if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
+    if (!rc)
+      rc = be->attn->bwd(ctx, sh, dqkv, dattn, cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P,
+                         bias_params ? Y + L.o_P : NULL, ws + L.attn_scratch, L.nthreads);
+    if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, Y + L.o_P, ws, &L);
+    if (!rc)
+      rc = be->gemm(ctx, 1, 0, 3 * d, d, BT, 1.0f, dqkv, 3 * d, 0, Y + L.o_n1, d, 0, 1.0f, G_(m, ly->p[LP_Q]), d, 0,
+                    1);
+    if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, 3 * d, 1.0f, dqkv, 3 * d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, scr, d, 0, 1);
+    if (!rc)
+      rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN1]), scr, Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1, BT, d,
+                               1);
+  }
+  return rc;
+}

@@ -1,0 +1,65 @@
+/* The attention area's device kernels (one table per backend): causal
+ * softmax attention with an optional rotation of q/k and an optional
+ * additive bias, its backward, and the kernels of the bias encodings.
+ *
+ * Layouts (row-major, contiguous):
+ *   qkv   [B*T, 3*H*hd]  the fused projection; q, k, v blocks, head-major
+ *                        inside each block (head h owns columns h*hd..h*hd+hd-1)
+ *   q,k,v [B, H, T, hd]  post-rotation copies kept for backward
+ *   P     [B, H, T, T]   probabilities kept for backward (row i valid for j <= i)
+ *   out   [B*T, H*hd]    attention output before o_proj, head-major columns
+ *   cos,sin [T, hd/2]    rotation tables with the attention factor folded in
+ *                        (NULL: no rotation)
+ *   bias  [H, T, T]      added to the scaled logits (NULL: none)
+ * Logits: S = scale * q'k'^T + bias, causal (j > i masked, P = 0 there). */
+#ifndef ICL_ATTN_KERNELS_H
+#define ICL_ATTN_KERNELS_H
+
+#include "core/context.h"
+
+typedef struct icl_attn_shape {
+  int64_t B, T, H, hd;
+} icl_attn_shape;
+
+/* Which probabilities a forward should hand out (analyses). */
+typedef struct icl_attn_capture {
+  float *out;    /* [B, H, T, T] (all rows) or [B, H, 1, T] (last query only); NULL: none */
+  int last_only; /* 1: only query row T-1 */
+} icl_attn_capture;
+
+typedef struct icl_attn_kernels {
+  /* Forward. Training (keep != 0): q, k, v, P are written for backward.
+   * Inference (keep == 0): q, k, v, P may be NULL; the kernel uses its own
+   * per-thread scratch (scratch, scratch_floats(shape) floats per thread
+   * for up to nthreads threads). */
+  int (*fwd)(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv, const float *cos_t, const float *sin_t,
+             const float *bias, float scale, float *q, float *k, float *v, float *P, int keep,
+             const icl_attn_capture *cap, float *scratch, int nthreads);
+  /* Backward from the kept q, k, v, P: dout [B*T, H*hd] -> dqkv [B*T, 3*H*hd]
+   * (rotation undone). When dS != NULL the logit gradient is written there
+   * ([B, H, T, T], may alias P: P is consumed), for bias gradients. */
+  int (*bwd)(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *dout, const float *cos_t, const float *sin_t,
+             float scale, const float *q, const float *k, const float *v, float *P, float *dS, float *scratch,
+             int nthreads);
+  /* floats of per-thread scratch that fwd/bwd need for this shape */
+  int64_t (*scratch_floats)(icl_attn_shape s);
+  /* G[h] = sum_b dS[b, h] (lower triangle; zero above) */
+  int (*bias_grad_reduce)(icl_ctx *ctx, float *G, const float *dS, int64_t B, int64_t H, int64_t T);
+  /* ALiBi: bias[h, i, j] = -slopes[h] * (i - j) for j <= i */
+  int (*alibi_bias)(icl_ctx *ctx, float *bias, const float *slopes, int64_t H, int64_t T);
+  /* FIRE forward: bias [H, T, T] from the layer's parameters. mult scales the
+   * bias (1, or 1/sqrt(hd) for the "before scaling" convention). */
+  int (*fire_fwd)(icl_ctx *ctx, float *bias, const float *W1, const float *b1, const float *W2, const float *b2,
+                  const float *c, const float *Lmult, float L_init, float eps, int64_t W, int64_t H, int64_t T,
+                  float mult);
+  /* FIRE backward from G [H, T, T]: adds into dW1, db1, dW2, db2, dc, dLmult.
+   * part: T * (H*W + H + 2*W + 2) doubles of scratch (per-row partial sums,
+   * reduced in row order so any thread count gives the same result). */
+  int (*fire_bwd)(icl_ctx *ctx, const float *G, const float *W1, const float *b1, const float *W2, const float *c,
+                  const float *Lmult, float L_init, float eps, int64_t W, int64_t H, int64_t T, float mult, float *dW1,
+                  float *db1, float *dW2, float *db2, float *dc, float *dLmult, double *part);
+} icl_attn_kernels;
+
+extern const icl_attn_kernels icl_cpu_attn_kernels;
+
+#endif

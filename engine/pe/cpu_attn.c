@@ -1,0 +1,306 @@
+/* CPU causal attention, forward and backward, one (batch, head) tile per
+ * task, tiles split statically over OpenMP threads. Everything in a tile
+ * (q, k, v of one head: T x hd each, k and v transposed, four probability
+ * rows at a time) stays in L1/L2. No BLAS inside the parallel region: the
+ * per-tile products are small and run here as AVX2-friendly GCC vector code
+ * (8-lane float vectors; this file is built with FMA contraction on).
+ * Results do not depend on the thread count: each tile is computed by one
+ * thread in a fixed order. */
+#include <math.h>
+#include <string.h>
+
+#include "attn_kernels.h"
+#include "cpu_bias.h"
+#include "nn/vmath.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef icl_v8f v8f;
+typedef icl_v8i v8i;
+
+#define RB 4 /* query rows per block */
+
+static inline int64_t round8(int64_t n) { return (n + 7) & ~(int64_t)7; }
+static inline v8f ld(const float *p) { return icl_v8_load(p); }
+static inline void st(float *p, v8f v) { icl_v8_store(p, v); }
+static inline v8f bc(float x) { return icl_v8_set1(x); }
+static inline float hsum(v8f v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+static inline v8f v8_exp(v8f x) { return icl_v8_exp(x); } /* x <= 0 here (row max subtracted) */
+
+/* rows i0..i0+nr-1 of A (row stride hd) times Bt [hd, ldb] for columns
+ * [0, ncol) (ncol a multiple of 8): out[r * ldo + j] = sum_c A[i0+r, c] Bt[c, j] */
+static inline void rows_x_bt(const float *A, int64_t nr, int64_t hd, const float *Bt, int64_t ldb, int64_t ncol,
+                             float *out, int64_t ldo) {
+  const float *a0 = A, *a1 = A + (nr > 1 ? hd : 0), *a2 = A + (nr > 2 ? 2 * hd : 0), *a3 = A + (nr > 3 ? 3 * hd : 0);
+  for (int64_t j = 0; j < ncol; j += 8) {
+    v8f s0 = bc(0), s1 = bc(0), s2 = bc(0), s3 = bc(0);
+    const float *b = Bt + j;
+    for (int64_t c = 0; c < hd; c++) {
+      v8f kv = ld(b + c * ldb);
+      s0 += bc(a0[c]) * kv;
+      s1 += bc(a1[c]) * kv;
+      s2 += bc(a2[c]) * kv;
+      s3 += bc(a3[c]) * kv;
+    }
+    st(out + j, s0);
+    st(out + ldo + j, s1);
+    st(out + 2 * ldo + j, s2);
+    st(out + 3 * ldo + j, s3);
+  }
+}
+
+/* o[c] = alpha * sum_{j < n} p[j] M[j, c] for c < hd (M row stride hd). The
+ * head size is a compile-time constant in each case, so the accumulators stay
+ * in registers; two sets (even and odd j) keep both FMA pipes busy. */
+#define VXR(NV)                                                                                                  \
+  do {                                                                                                           \
+    v8f a0[NV], a1[NV];                                                                                          \
+    for (int q = 0; q < NV; q++) a0[q] = a1[q] = bc(0);                                                          \
+    int64_t j = 0;                                                                                               \
+    for (; j + 2 <= n; j += 2) {                                                                                 \
+      v8f p0 = bc(p[j]), p1 = bc(p[j + 1]);                                                                      \
+      const float *m0 = M + j * (NV * 8), *m1 = m0 + NV * 8;                                                    \
+      for (int q = 0; q < NV; q++) {                                                                             \
+        a0[q] += p0 * ld(m0 + 8 * q);                                                                            \
+        a1[q] += p1 * ld(m1 + 8 * q);                                                                            \
+      }                                                                                                          \
+    }                                                                                                            \
+    if (j < n) {                                                                                                 \
+      v8f p0 = bc(p[j]);                                                                                         \
+      for (int q = 0; q < NV; q++) a0[q] += p0 * ld(M + j * (NV * 8) + 8 * q);                                   \
+    }                                                                                                            \
+    for (int q = 0; q < NV; q++) st(o + 8 * q, (a0[q] + a1[q]) * bc(alpha));                                    \
+  } while (0)
+
+static inline void vec_x_rows(const float *p, int64_t n, const float *M, int64_t hd, float alpha, float *o) {
+  switch (hd) {
+  case 8: VXR(1); return;
+  case 16: VXR(2); return;
+  case 32: VXR(4); return;
+  case 64: VXR(8); return;
+  default: break;
+  }
+  for (int64_t c = 0; c < hd; c++) o[c] = 0;
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t c = 0; c < hd; c++) o[c] += p[j] * M[j * hd + c];
+  for (int64_t c = 0; c < hd; c++) o[c] *= alpha;
+}
+
+/* M[j, :] += alpha w[j] x for j < n (head size constant per case, as above) */
+#define AXPY(NV)                                                                                                 \
+  do {                                                                                                           \
+    v8f xv[NV];                                                                                                  \
+    for (int q = 0; q < NV; q++) xv[q] = ld(x + 8 * q);                                                          \
+    for (int64_t j = 0; j < n; j++) {                                                                            \
+      v8f wj = bc(alpha * w[j]);                                                                                 \
+      float *mr = M + j * (NV * 8);                                                                              \
+      for (int q = 0; q < NV; q++) st(mr + 8 * q, ld(mr + 8 * q) + wj * xv[q]);                                  \
+    }                                                                                                            \
+  } while (0)
+
+static inline void rows_axpy(float *M, int64_t n, int64_t hd, const float *w, float alpha, const float *x) {
+  switch (hd) {
+  case 8: AXPY(1); return;
+  case 16: AXPY(2); return;
+  case 32: AXPY(4); return;
+  case 64: AXPY(8); return;
+  default: break;
+  }
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t c = 0; c < hd; c++) M[j * hd + c] += alpha * w[j] * x[c];
+}
+
+/* rotate one head's row in place layout: dst = R(t) src (or R(t)^T when inverse) */
+static inline void rot_row(float *dst, const float *src, int64_t hd, const float *cs, const float *sn, int inverse) {
+  int64_t half = hd / 2;
+  if (!cs) {
+    memcpy(dst, src, sizeof(float) * (size_t)hd);
+    return;
+  }
+  for (int64_t c = 0; c < half; c++) {
+    float x0 = src[c], x1 = src[c + half], co = cs[c], si = inverse ? -sn[c] : sn[c];
+    dst[c] = x0 * co - x1 * si;
+    dst[c + half] = x1 * co + x0 * si;
+  }
+}
+
+/* Softmax of one row of logits (already in row[0..i]) with scale and bias;
+ * writes probabilities in row[0..round8(i+1)) (zeros past i). */
+static inline void softmax_row(float *row, int64_t i, float scale, const float *brow) {
+  int64_t n = i + 1, n8 = round8(n);
+  float mx = -INFINITY;
+  if (brow)
+    for (int64_t j = 0; j < n; j++) row[j] = row[j] * scale + brow[j];
+  else
+    for (int64_t j = 0; j < n; j++) row[j] *= scale;
+  {
+    int64_t j = 0;
+    v8f vmx = bc(-INFINITY);
+    for (; j + 8 <= n; j += 8) {
+      v8f x = ld(row + j);
+      v8i gt = x > vmx;
+      vmx = (v8f)(((v8i)x & gt) | ((v8i)vmx & ~gt));
+    }
+    for (int k = 0; k < 8; k++) mx = vmx[k] > mx ? vmx[k] : mx;
+    for (; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  }
+  for (int64_t j = n; j < n8; j++) row[j] = mx; /* padding: finite, zeroed below */
+  v8f sum = bc(0), vm = bc(mx);
+  for (int64_t j = 0; j < n8; j += 8) {
+    v8f e = v8_exp(ld(row + j) - vm);
+    st(row + j, e);
+    sum += e;
+  }
+  float s = hsum(sum) - (float)(n8 - n); /* the padding contributed exp(0) = 1 each */
+  for (int64_t j = n; j < n8; j++) row[j] = 0;
+  v8f inv = bc(1.0f / s);
+  for (int64_t j = 0; j < n8; j += 8) st(row + j, ld(row + j) * inv);
+}
+
+static int64_t scratch_floats(icl_attn_shape s) {
+  int64_t Tp = round8(s.T), hdp = round8(s.hd);
+  /* Q, K, V, dO, dQ, dK, dV rows; K^T, V^T; RB probability rows */
+  return 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + 64;
+}
+
+static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv, const float *cos_t,
+                    const float *sin_t, const float *bias, float scale, float *q, float *k, float *v, float *P,
+                    int keep, const icl_attn_capture *cap, float *scratch, int nthreads) {
+  (void)ctx;
+  const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
+  const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (int64_t bh = 0; bh < B * H; bh++) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    const int64_t b = bh / H, h = bh % H;
+    float *sc = scratch + (int64_t)tid * per;
+    float *Qs = keep ? q + bh * T * hd : sc;
+    float *Ks = keep ? k + bh * T * hd : sc + Tp * hdp;
+    float *Vs = keep ? v + bh * T * hd : sc + 2 * Tp * hdp;
+    float *Kt = sc + 7 * Tp * hdp, *Pb = Kt + 2 * hdp * Tp;
+    /* gather this head's q, k, v rows, rotating q and k */
+    for (int64_t t = 0; t < T; t++) {
+      const float *row = qkv + (b * T + t) * 3 * D + h * hd;
+      const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
+      rot_row(Qs + t * hd, row, hd, cs, sn, 0);
+      rot_row(Ks + t * hd, row + D, hd, cs, sn, 0);
+      memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
+    }
+    for (int64_t c = 0; c < hd; c++) {
+      for (int64_t t = 0; t < T; t++) Kt[c * Tp + t] = Ks[t * hd + c];
+      for (int64_t t = T; t < Tp; t++) Kt[c * Tp + t] = 0;
+    }
+    for (int64_t i0 = 0; i0 < T; i0 += RB) {
+      int64_t nr = T - i0 < RB ? T - i0 : RB;
+      int64_t ncol = round8(i0 + nr);
+      rows_x_bt(Qs + i0 * hd, nr, hd, Kt, Tp, ncol, Pb, Tp);
+      for (int64_t r = 0; r < nr; r++) {
+        int64_t i = i0 + r;
+        float *row = Pb + r * Tp;
+        softmax_row(row, i, scale, bias ? bias + (h * T + i) * T : NULL);
+        if (keep) memcpy(P + (bh * T + i) * T, row, sizeof(float) * (size_t)(i + 1));
+        if (cap && cap->out) {
+          float *dst = NULL;
+          if (!cap->last_only) dst = cap->out + (bh * T + i) * T;
+          else if (i == T - 1) dst = cap->out + bh * T;
+          if (dst) {
+            memcpy(dst, row, sizeof(float) * (size_t)(i + 1));
+            memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+          }
+        }
+        vec_x_rows(row, i + 1, Vs, hd, 1.0f, out + (b * T + i) * D + h * hd);
+      }
+    }
+  }
+  return ICL_OK;
+}
+
+static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *dout, const float *cos_t,
+                    const float *sin_t, float scale, const float *q, const float *k, const float *v, float *P,
+                    float *dS, float *scratch, int nthreads) {
+  (void)ctx;
+  const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
+  const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (int64_t bh = 0; bh < B * H; bh++) {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    const int64_t b = bh / H, h = bh % H;
+    float *sc = scratch + (int64_t)tid * per;
+    const float *Qs = q + bh * T * hd, *Ks = k + bh * T * hd, *Vs = v + bh * T * hd;
+    float *dO = sc + 3 * Tp * hdp, *dQ = sc + 4 * Tp * hdp, *dK = sc + 5 * Tp * hdp, *dV = sc + 6 * Tp * hdp;
+    float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
+    for (int64_t t = 0; t < T; t++) memcpy(dO + t * hd, dout + (b * T + t) * D + h * hd, sizeof(float) * (size_t)hd);
+    for (int64_t c = 0; c < hd; c++) {
+      for (int64_t t = 0; t < T; t++) Vt[c * Tp + t] = Vs[t * hd + c];
+      for (int64_t t = T; t < Tp; t++) Vt[c * Tp + t] = 0;
+    }
+    memset(dK, 0, sizeof(float) * (size_t)(T * hd));
+    memset(dV, 0, sizeof(float) * (size_t)(T * hd));
+    for (int64_t i0 = 0; i0 < T; i0 += RB) {
+      int64_t nr = T - i0 < RB ? T - i0 : RB;
+      int64_t ncol = round8(i0 + nr);
+      rows_x_bt(dO + i0 * hd, nr, hd, Vt, Tp, ncol, Pb, Tp); /* dP rows */
+      for (int64_t r = 0; r < nr; r++) {
+        int64_t i = i0 + r, n = i + 1;
+        float *Prow = P + (bh * T + i) * T, *dp = Pb + r * Tp;
+        float Dr = 0;
+        for (int64_t j = 0; j < n; j++) Dr += Prow[j] * dp[j];
+        /* dV[j] += P_ij dO_i, then dp becomes dS_ij = P_ij (dP_ij - D_i) */
+        rows_axpy(dV, n, hd, Prow, 1.0f, dO + i * hd);
+        for (int64_t j = 0; j < n; j++) dp[j] = Prow[j] * (dp[j] - Dr);
+        rows_axpy(dK, n, hd, dp, scale, Qs + i * hd);
+        vec_x_rows(dp, n, Ks, hd, scale, dQ + i * hd);
+        if (dS) {
+          float *drow = dS + (bh * T + i) * T;
+          memcpy(drow, dp, sizeof(float) * (size_t)n);
+          memset(drow + n, 0, sizeof(float) * (size_t)(T - n));
+        }
+      }
+    }
+    /* undo the rotation and scatter into the fused gradient rows */
+    for (int64_t t = 0; t < T; t++) {
+      float *row = dqkv + (b * T + t) * 3 * D + h * hd;
+      const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
+      rot_row(row, dQ + t * hd, hd, cs, sn, 1);
+      rot_row(row + D, dK + t * hd, hd, cs, sn, 1);
+      memcpy(row + 2 * D, dV + t * hd, sizeof(float) * (size_t)hd);
+    }
+  }
+  return ICL_OK;
+}
+
+/* G[h, i, :] = sum_b dS[b, h, i, :], rows split over threads, b summed in order */
+static int bias_grad_reduce(icl_ctx *ctx, float *G, const float *dS, int64_t B, int64_t H, int64_t T) {
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (H * T * T * B >= 65536)
+  for (int64_t hi = 0; hi < H * T; hi++) {
+    int64_t h = hi / T, i = hi % T;
+    float *g = G + hi * T;
+    memset(g, 0, sizeof(float) * (size_t)T);
+    for (int64_t b = 0; b < B; b++) {
+      const float *d = dS + ((b * H + h) * T + i) * T;
+      for (int64_t j = 0; j <= i; j++) g[j] += d[j];
+    }
+  }
+  return ICL_OK;
+}
+
+const icl_attn_kernels icl_cpu_attn_kernels = {
+    .fwd = attn_fwd,
+    .bwd = attn_bwd,
+    .scratch_floats = scratch_floats,
+    .bias_grad_reduce = bias_grad_reduce,
+    .alibi_bias = icl_cpu_alibi_bias,
+    .fire_fwd = icl_cpu_fire_fwd,
+    .fire_bwd = icl_cpu_fire_bwd,
+};

@@ -1,0 +1,69 @@
+--- Run directories: models/<task>/dim_<a>-<b>/<date>/<uid>/ holding the
+-- resolved config.yaml, checkpoints, metrics.jsonl, status.json and plots.
+-- A run writes only inside its own directory; a lock file (run.lock with the
+-- owner's pid) stops two processes from training one run at once.
+local core = require "icl.core"
+local io_ = require "icl.io"
+local json = require "icl.json"
+
+local rundir = {}
+
+function rundir.encoding_name(run)
+  if (run.model.family or ""):lower():find("mamba") then return "mamba" end
+  local rs = run.patch and run.patch.rope_scaling
+  local t = rs and rs.type
+  if not t or t == "none" or t == "default" then return "rope" end
+  return (t:gsub("%-", "_"))
+end
+
+function rundir.dims_label(run)
+  local c = run.task.curriculum and run.task.curriculum.dims
+  if c then return string.format("dim_%d-%d", c.start, c["end"]) end
+  return "dim_" .. tostring(run.task.n_dims)
+end
+
+--- a new, unused directory for this run
+function rundir.new_path(run)
+  local root = run.output_dir or "models"
+  local parent = table.concat({root, run.task.name, rundir.dims_label(run), os.date("%Y-%m-%d")}, "/")
+  io_.mkdir_p(parent)
+  local stem = string.format("%s-s%d-%s", rundir.encoding_name(run), run.training.seed or 0, os.date("%H%M%S"))
+  local path, k = parent .. "/" .. stem, 1
+  while io_.file_exists(path) do
+    k = k + 1
+    path = string.format("%s/%s-%d", parent, stem, k)
+  end
+  return path
+end
+
+function rundir.lock(path)
+  local lock = path .. "/run.lock"
+  local f = io.open(lock, "r")
+  if f then
+    local pid = tonumber(f:read("l") or "")
+    f:close()
+    if pid and pid ~= core.getpid() and core.pid_alive(pid) then
+      error(string.format("run %s is being trained by process %d (remove %s if that is wrong)", path, pid, lock), 2)
+    end
+  end
+  io_.write_file_atomic(lock, tostring(core.getpid()) .. "\n")
+end
+
+function rundir.unlock(path) io_.remove(path .. "/run.lock") end
+
+function rundir.write_status(path, status)
+  status.updated = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  status.host = status.host or core.hostname()
+  io_.write_file_atomic(path .. "/status.json", json.encode(status) .. "\n")
+end
+
+function rundir.read_status(path)
+  local f = io.open(path .. "/status.json", "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local ok, st = pcall(json.decode, text)
+  return ok and st or nil
+end
+
+return rundir
