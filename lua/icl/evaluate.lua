@@ -157,6 +157,15 @@ function evaluate.plot(res, setting, file, meta)
     legend = res.metric == "accuracy" and "bottom right" or "best"}
 end
 
+--- One line of the OOD-length summary (bands beyond the evaluated length show as "-").
+function evaluate.summary_line(res)
+  local s = res.settings.ood_length.summary
+  local function f(v) return v and string.format("%.4g", v) or "-" end
+  return string.format("%s: in-distribution %s | (N,2N] %s | (2N,4N] %s | (4N,8N] %s | at %d examples: %s | " ..
+    "effective length %d", res.metric, f(s.in_distribution), f(s.ood_1x_2x), f(s.ood_2x_4x), f(s.ood_4x_8x),
+    s.end_position, f(s.at_end), s.effective_length)
+end
+
 --- After training: evaluate the trained model in place and write the files.
 function evaluate.after_training(run_dir, ctx)
   local run = ctx.run
@@ -176,12 +185,7 @@ function evaluate.write(run_dir, res, run, out)
   io_.write_file_atomic(run_dir .. "/ood_length.json", json.encode(res) .. "\n")
   evaluate.plot(res, "standard", run_dir .. "/standard.png", {encoding = enc})
   evaluate.plot(res, "ood_length", run_dir .. "/ood_length.png", {encoding = enc})
-  if out then
-    local s = res.settings.ood_length.summary
-    out:write(string.format("evaluation: %s in-distribution %.4g, (N,2N] %.4g, (2N,4N] %.4g, (4N,8N] %.4g, " ..
-      "at %d: %.4g, effective length %d examples\n", res.metric, s.in_distribution or 0 / 0, s.ood_1x_2x or 0 / 0,
-      s.ood_2x_4x or 0 / 0, s.ood_4x_8x or 0 / 0, s.end_position, s.at_end, s.effective_length))
-  end
+  if out then out:write("evaluation: " .. evaluate.summary_line(res) .. "\n") end
   return res
 end
 

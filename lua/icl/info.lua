@@ -62,12 +62,7 @@ function info.print(run_dir)
     print(string.format("held-out   step %d: loss %.5g, %s %.4g", i.last_eval.step, i.last_eval.loss,
       tostring(i.last_eval.metric_name), i.last_eval.metric))
   end
-  if i.ood then
-    local s = i.ood.settings.ood_length.summary
-    print(string.format("evaluation %s: in-distribution %.4g | (N,2N] %.4g | (2N,4N] %.4g | (4N,8N] %.4g | at %d: %.4g" ..
-      " | effective length %d", i.ood.metric, s.in_distribution or 0 / 0, s.ood_1x_2x or 0 / 0, s.ood_2x_4x or 0 / 0,
-      s.ood_4x_8x or 0 / 0, s.end_position, s.at_end, s.effective_length))
-  end
+  if i.ood then print("evaluation " .. require("icl.evaluate").summary_line(i.ood)) end
 end
 
 return info

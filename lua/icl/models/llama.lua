@@ -41,8 +41,12 @@ end
 
 local model_keys = {type = true, family = true, max_length = true, hidden_size = true, num_hidden_layers = true,
                     num_attention_heads = true, hidden_act = true, rope_theta = true, rope_scaling = true,
-                    intermediate_size = true, num_key_value_heads = true, name = true}
-local patch_keys = {name = true, rope_scaling = true, lua_bias = true}
+                    intermediate_size = true, num_key_value_heads = true, name = true,
+                    -- HF LlamaConfig keys a validated run table (icl.config) carries
+                    rms_norm_eps = true, initializer_range = true, mlp_bias = true, attention_bias = true,
+                    vocab_size = true}
+local patch_keys = {name = true, rope_scaling = true, lua_bias = true, fire = true, alibi = true,
+                    dynamic_yarn_mode = true}
 local opt_keys = {n_dims = true, device = true, seed = true, initializer_range = true, intermediate_size = true,
                   dynamic_yarn = true, fire_width = true, fire_convention = true, fire_init_c = true,
                   fire_init_L = true, fire_init_L_multiplier = true, lua_bias = true, rms_norm_eps = true}
@@ -73,6 +77,13 @@ function llama.build(model_cfg, patch_cfg, opts)
   check_keys(model_cfg, model_keys, "model config")
   check_keys(patch_cfg, patch_keys, "patch config")
   check_keys(opts, opt_keys, "option")
+  for _, k in ipairs({"mlp_bias", "attention_bias"}) do
+    if model_cfg[k] then error("llama: " .. k .. " = true is not supported (HF's default, false, is what the study used)", 3) end
+  end
+  local fire = patch_cfg.fire or {}
+  if patch_cfg.alibi and patch_cfg.alibi.bias_max and patch_cfg.alibi.bias_max ~= 8 then
+    error("llama: patch.alibi.bias_max must be 8 (the standard slopes)", 3)
+  end
   local act = scalar(model_cfg, "hidden_act", "silu")
   if act ~= "silu" then error("llama: hidden_act must be 'silu' (got " .. tostring(act) .. ")", 3) end
   local ml = model_cfg.max_length or 102
@@ -99,15 +110,18 @@ function llama.build(model_cfg, patch_cfg, opts)
     max_length = ml,
     rope_theta = scalar(model_cfg, "rope_theta", 10000),
     pe = pe,
-    factor = rs.factor or 8,
-    dynamic_yarn = opts.dynamic_yarn,
-    fire_width = opts.fire_width,
-    fire_convention = opts.fire_convention,
-    fire_init_c = opts.fire_init_c,
-    fire_init_L = opts.fire_init_L,
+    -- "auto" is the published rule max_length / points / 2 x 8, which is 8
+    -- whenever max_length = 2 x points.end (the config's default)
+    factor = (rs.factor == nil or rs.factor == "auto") and 8 or rs.factor,
+    dynamic_yarn = opts.dynamic_yarn or patch_cfg.dynamic_yarn_mode,
+    fire_width = opts.fire_width or (fire.mlp_width == "max_length" and ml or fire.mlp_width),
+    fire_convention = opts.fire_convention or (fire.bias_position == "before_scale" and "B" or
+                      fire.bias_position and "A" or nil),
+    fire_init_c = opts.fire_init_c or fire.init_c,
+    fire_init_L = opts.fire_init_L or fire.init_L,
     fire_init_L_multiplier = opts.fire_init_L_multiplier,
-    initializer_range = opts.initializer_range,
-    rms_norm_eps = opts.rms_norm_eps,
+    initializer_range = opts.initializer_range or model_cfg.initializer_range,
+    rms_norm_eps = opts.rms_norm_eps or model_cfg.rms_norm_eps,
     seed = opts.seed,
     device = opts.device,
     lua_bias = lua_bias,
