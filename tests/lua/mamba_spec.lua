@@ -61,6 +61,24 @@ describe("icl.model (Mamba)", function()
     assert.is_false(ok)
   end)
 
+  it("builds from a validated run table (icl.config)", function()
+    local run = require("icl.config").load({model = {family = "Mamba", hidden_size = 16, num_hidden_layers = 1},
+                                            task = {name = "linear_regression", curriculum = {
+                                              dims = {start = 2, ["end"] = 3, increment = 1, interval = 10},
+                                              points = {start = 5, ["end"] = 7, increment = 1, interval = 10}}}})
+    local model, patch = run.model, run.patch
+    -- the validated patch is filled with defaults and says rope_scaling.type = "none"
+    assert.are.equal("none", patch.rope_scaling.type)
+    local m = icl.model(model, patch, {n_dims = 3})
+    assert.are.same({16, 16, 1, 1}, {m:config().hidden, m:config().state, m:config().layers, m:config().dt_rank})
+    m:free()
+    local ok, err = pcall(icl.model, model, {rope_scaling = {type = "rope"}}, {n_dims = 3})
+    assert.is_truthy(tostring(err):find("Mamba has no position encoding", 1, true))
+    model.use_bias = true
+    ok, err = pcall(icl.model, model, patch, {n_dims = 3})
+    assert.is_truthy(tostring(err):find("use_bias", 1, true))
+  end)
+
   it("keeps memory linear in B*T*E: checkpoints instead of every state", function()
     local m = icl.model({family = "Mamba", hidden_size = 256, state_size = 16, num_hidden_layers = 32}, {},
                         {n_dims = 20})

@@ -3,9 +3,14 @@
 -- plus HF MambaConfig names where the published files rely on defaults:
 --   expand (2), conv_kernel (4), time_step_rank ("auto" = ceil(hidden/16)),
 --   layer_norm_epsilon (1e-5), time_step_min/max/floor/scale, rescale_prenorm_residual.
+-- A validated run table (icl.config) also carries use_bias (must be false),
+-- use_conv_bias (must be true) and vocab_size (HF's unused embedding rows).
 -- opts: n_dims (input dimension D, required), device, seed, and
 --   T_c: scan states kept every T_c steps for the backward (default 64).
--- Mamba has no position encoding, so a non-empty patch config is an error.
+-- Mamba has no position encoding, so a non-empty patch config is an error,
+-- except one that says so: rope_scaling.type "none" (or "nope"), as a
+-- validated run table has, whose other entries (name, dynamic_yarn_mode and
+-- the fire/alibi option defaults) are then ignored.
 local core = require "icl.core"
 
 local M = {}
@@ -15,7 +20,9 @@ local model_keys = {
   max_length = true, expand = true, conv_kernel = true, time_step_rank = true, dt_rank = true,
   layer_norm_epsilon = true, time_step_min = true, time_step_max = true, time_step_floor = true,
   time_step_scale = true, rescale_prenorm_residual = true,
+  use_bias = true, use_conv_bias = true, vocab_size = true,
 }
+local patch_keys = {name = true, rope_scaling = true, dynamic_yarn_mode = true, fire = true, alibi = true}
 local opt_keys = {n_dims = true, device = true, seed = true, T_c = true}
 
 local function sorted_keys(t)
@@ -75,9 +82,16 @@ end
 function M.build(model_cfg, patch_cfg, opts)
   check_keys("model config", model_cfg, model_keys)
   check_keys("option", opts, opt_keys)
-  if next(patch_cfg) ~= nil then
+  local rs = patch_cfg.rope_scaling
+  local says_none = type(rs) == "table" and (rs.type == "none" or rs.type == "nope")
+  if next(patch_cfg) ~= nil and not says_none then
     error("icl.model (Mamba): Mamba has no position encoding, so the patch config must be empty (got keys: " ..
           sorted_keys(patch_cfg) .. ")", 3)
+  end
+  check_keys("patch config", patch_cfg, patch_keys)
+  if model_cfg.use_bias then error("icl.model (Mamba): use_bias = true is not supported (HF's default, false)", 3) end
+  if model_cfg.use_conv_bias == false then
+    error("icl.model (Mamba): use_conv_bias = false is not supported (HF's default, true)", 3)
   end
   if model_cfg.type ~= nil and model_cfg.type ~= "ssm" then
     error("icl.model (Mamba): type must be 'ssm', got " .. tostring(model_cfg.type), 3)
