@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+#include "core/rng.h"
+
 int icl_t_failures = 0;
 int icl_t_passed_tests = 0;
 int icl_t_failed_tests = 0;
@@ -49,4 +51,13 @@ double icl_t_maxrel(const float *a, const float *b, long n, double floor) {
     if (!(r <= worst)) worst = r; /* NaN propagates */
   }
   return worst;
+}
+
+float *icl_t_randn(int64_t n, float scale, float shift, uint64_t stream) {
+  float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+  for (int64_t i = 0; p && i < n; i++) {
+    icl_philox_out r = icl_philox(42, stream, (uint64_t)i);
+    p[i] = shift + scale * icl_normal_from(r.v[0], r.v[1]);
+  }
+  return p;
 }

@@ -50,5 +50,7 @@ int icl_t_finish(const char *suite);
 icl_ctx *icl_t_ctx(void);
 /* Max relative difference between two float arrays, scaled by max(|b|, floor). */
 double icl_t_maxrel(const float *a, const float *b, long n, double floor);
+/* n host floats shift + scale * N(0, 1) from Philox(42, stream, i); caller frees */
+float *icl_t_randn(int64_t n, float scale, float shift, uint64_t stream);
 
 #endif

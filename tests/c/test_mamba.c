@@ -6,20 +6,10 @@
 #include <string.h>
 
 #include "core/backend.h"
-#include "core/rng.h"
 #include "harness.h"
 #include "models/mamba.h"
 #include "models/mamba_kernels.h"
 #include "nn/gradcheck.h"
-
-static float *randn(int64_t n, float scale, float shift, uint64_t stream) {
-  float *p = malloc(sizeof(float) * (size_t)n);
-  for (int64_t i = 0; i < n; i++) {
-    icl_philox_out r = icl_philox(42, stream, (uint64_t)i);
-    p[i] = shift + scale * icl_normal_from(r.v[0], r.v[1]);
-  }
-  return p;
-}
 
 static float *zeros(int64_t n) { return calloc((size_t)n, sizeof(float)); }
 
@@ -98,8 +88,8 @@ static void test_conv(void) {
   icl_ctx *ctx = icl_t_ctx();
   conv_case c = {2, 9, 11, 4, 22, NULL, NULL, NULL, NULL, NULL};
   int64_t bt = c.B * c.T, nx = bt * c.ldx;
-  c.x = randn(nx, 1, 0, 1), c.w = randn(c.E * c.K, 0.5f, 0, 2), c.b = randn(c.E, 0.5f, 0, 3);
-  c.g = randn(bt * c.E, 1, 0, 4), c.u = zeros(bt * c.E);
+  c.x = icl_t_randn(nx, 1, 0, 1), c.w = icl_t_randn(c.E * c.K, 0.5f, 0, 2), c.b = icl_t_randn(c.E, 0.5f, 0, 3);
+  c.g = icl_t_randn(bt * c.E, 1, 0, 4), c.u = zeros(bt * c.E);
   double loss, err;
   CHECK_OK(ctx, conv_loss(ctx, &c, &loss));
   conv_ref(&c, &err);
@@ -176,15 +166,15 @@ static int scan_ref_loss(icl_ctx *ctx, void *ud, double *loss) {
 static void scan_case_init(scan_case *c, int64_t B, int64_t T, int64_t E, int64_t N, int64_t Tc) {
   memset(c, 0, sizeof *c);
   int64_t bt = B * T;
-  c->u = randn(bt * E, 1, 0, 10);
-  c->dt = randn(bt * E, 0.7f, 0, 11);
-  c->bias = randn(E, 0.5f, -1.5f, 12);
-  c->bc = randn(bt * 2 * N, 1, 0, 13);
-  c->z = randn(bt * E, 1, 0, 14);
-  c->A_log = randn(E * N, 0.3f, 0, 15);
+  c->u = icl_t_randn(bt * E, 1, 0, 10);
+  c->dt = icl_t_randn(bt * E, 0.7f, 0, 11);
+  c->bias = icl_t_randn(E, 0.5f, -1.5f, 12);
+  c->bc = icl_t_randn(bt * 2 * N, 1, 0, 13);
+  c->z = icl_t_randn(bt * E, 1, 0, 14);
+  c->A_log = icl_t_randn(E * N, 0.3f, 0, 15);
   for (int64_t i = 0; i < E * N; i++) c->A_log[i] += logf((float)(i % N + 1));
-  c->D = randn(E, 1, 0, 16);
-  c->g = randn(bt * E, 1, 0, 17);
+  c->D = icl_t_randn(E, 1, 0, 16);
+  c->g = icl_t_randn(bt * E, 1, 0, 17);
   c->out = zeros(bt * E);
   c->ckpt = zeros(B * (icl_mamba_n_ckpt(T, Tc) + 1) * N * E);
   icl_mamba_scan *s = &c->s;
@@ -246,7 +236,7 @@ static void test_kernel_threads(void) {
   int64_t nsc = icl_cpu_mamba_kernels.scan_bwd_scratch(B, T, E, N, Tc) * 3; /* room for 3 threads' slots */
   int64_t nout = 4 * bt * E + bt * 2 * N + E * N + E + bt * E + E * K + E;
   float *ref = NULL;
-  float *x = randn(bt * E, 1, 0, 40), *w = randn(E * K, 0.5f, 0, 41), *cb = randn(E, 0.5f, 0, 42);
+  float *x = icl_t_randn(bt * E, 1, 0, 40), *w = icl_t_randn(E * K, 0.5f, 0, 41), *cb = icl_t_randn(E, 0.5f, 0, 42);
   for (int threads = 1; threads <= 3; threads++) {
     icl_set_num_threads(ctx, threads);
     float *buf = zeros(nout), *scratch = zeros(nsc);

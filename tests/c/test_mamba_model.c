@@ -7,19 +7,9 @@
 #include <string.h>
 
 #include "core/backend.h"
-#include "core/rng.h"
 #include "harness.h"
 #include "models/mamba.h"
 #include "nn/gradcheck.h"
-
-static float *randn(int64_t n, float scale, float shift, uint64_t stream) {
-  float *p = malloc(sizeof(float) * (size_t)n);
-  for (int64_t i = 0; i < n; i++) {
-    icl_philox_out r = icl_philox(42, stream, (uint64_t)i);
-    p[i] = shift + scale * icl_normal_from(r.v[0], r.v[1]);
-  }
-  return p;
-}
 
 /* ---- whole model ------------------------------------------------------------ */
 
@@ -173,7 +163,7 @@ static void test_model_gradcheck(void) {
   CHECK(m != NULL);
   if (!m) return;
   const int64_t B = 2, N = 7; /* 14 tokens > T_c = 4: three checkpoints per row */
-  float *xs = randn(B * N * 3, 1, 0, 20), *ys = randn(B * N, 1, 0, 21);
+  float *xs = icl_t_randn(B * N * 3, 1, 0, 20), *ys = icl_t_randn(B * N, 1, 0, 21);
   float loss, pe[14], pr[14];
   CHECK_OK(ctx, icl_model_loss_step(ctx, m, xs, ys, B, N, ICL_LOSS_MSE, &loss));
   probe p = {m, xs, ys, B, N};
@@ -230,7 +220,7 @@ static float *grads_of(icl_ctx *ctx, icl_model *m, const float *xs, const float 
 static void test_chunk_invariance(void) {
   icl_ctx *ctx = icl_t_ctx();
   const int64_t B = 3, N = 21, D = 5;
-  float *xs = randn(B * N * D, 1, 0, 30), *ys = randn(B * N, 1, 0, 31);
+  float *xs = icl_t_randn(B * N * D, 1, 0, 30), *ys = icl_t_randn(B * N, 1, 0, 31);
   icl_mamba_cfg c1 = icl_mamba_defaults(36); /* E = 72: two channel groups, the second partial */
   c1.layers = 2, c1.chunk = 5;
   icl_mamba_cfg c2 = c1;
@@ -260,7 +250,7 @@ static void test_threads_grow_before_backward(void) {
   icl_ctx *ctx = icl_t_ctx();
   icl_set_num_threads(ctx, 1);
   const int64_t B = 2, N = 9, D = 3;
-  float *xs = randn(B * N * D, 1, 0, 50), *ys = randn(B * N, 1, 0, 51), pred[2 * 9], dpred[2 * 9];
+  float *xs = icl_t_randn(B * N * D, 1, 0, 50), *ys = icl_t_randn(B * N, 1, 0, 51), pred[2 * 9], dpred[2 * 9];
   icl_mamba_cfg c = icl_mamba_defaults(16);
   c.layers = 1, c.chunk = 4;
   icl_model *m = icl_mamba_model_new(ctx, D, &c, ICL_CPU, 3);
