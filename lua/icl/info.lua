@@ -42,8 +42,13 @@ function info.print(run_dir)
   local st = i.status or {}
   print(string.format("run        %s", i.dir))
   print(string.format("task       %s (D = %s)", i.task, tostring(i.n_dims)))
-  print(string.format("model      %s, hidden %s, %s layers, %s heads, encoding %s", tostring(i.family),
-    tostring(i.hidden), tostring(i.layers), tostring(i.heads), i.encoding))
+  if i.heads then
+    print(string.format("model      %s, hidden %s, %s layers, %s heads, encoding %s", tostring(i.family),
+      tostring(i.hidden), tostring(i.layers), tostring(i.heads), i.encoding))
+  else
+    print(string.format("model      %s, hidden %s, %s layers (no position encoding)", tostring(i.family),
+      tostring(i.hidden), tostring(i.layers)))
+  end
   if i.params then print(string.format("parameters %d", i.params)) end
   print(string.format("state      %s, step %s of %s%s", tostring(st.state or "unknown"), tostring(st.step or "?"),
     tostring(i.max_steps), st.error and ("\n           error: " .. st.error) or ""))

@@ -31,14 +31,13 @@ function sweep.load(spec, opts)
 end
 
 --- how to run this icl again (the array tasks, the default trainer): the
--- interpreter and script this process was started with when that is bin/icl,
--- else bin/icl of the source tree this module came from, else `icl` in PATH
+-- command this process was started as (bin/icl exports ICL_COMMAND), else
+-- bin/icl of the source tree this module came from, else `icl` in PATH
 function sweep.self_cmd()
-  local a0, interp = arg and arg[0], arg and arg[-1]
-  if not (interp and interp:match("lua")) then interp = "lua5.4" end
-  if a0 and a0:match("[/]?icl$") and files.exists(a0) then return {interp, files.abspath(a0)} end
+  local self = os.getenv("ICL_COMMAND")
+  if self and self:match("%S") and files.exists(self) then return {files.abspath(self)} end
   local root = specm.source_root()
-  if root and files.exists(root .. "/bin/icl") then return {interp, root .. "/bin/icl"} end
+  if root and files.exists(root .. "/bin/icl") then return {root .. "/bin/icl"} end
   return {"icl"}
 end
 

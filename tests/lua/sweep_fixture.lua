@@ -68,7 +68,7 @@ end
 
 --- start `icl sweep ARGS...` with the fake trainer; returns pid, log path
 function fx.start(dir, args, env, tag)
-  local argv = {"lua5.4", fx.bin, "sweep"}
+  local argv = {fx.bin, "sweep"}
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   local e = {ICL_SWEEP_TRAIN_CMD = fx.fake, FAKE_STEP_SLEEP = "0.05", FAKE_FAIL = false, FAKE_CRASH = false,
              FAKE_SLOW = false, FAKE_EVENTS = false}

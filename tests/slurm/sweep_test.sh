@@ -77,7 +77,7 @@ return {
   slurm = {partition = "test", time = "00:10:00", cpus_per_task = 1, array_limit = 2},
 }
 SPEC
-icl() { lua5.4 "$ROOT/bin/icl" "$@"; }
+icl() { "$ROOT/bin/icl" "$@"; }
 field() { # field NAME < status JSON  (n_cells, finished, done)
   FIELD=$1 lua5.4 -e 'local j = require("icl.sweep.json").decode(io.read("a"))
     print(tostring(({n_cells = j.n_cells, finished = j.counts.finished, done = j.done})[os.getenv("FIELD")]))' 
