@@ -41,12 +41,12 @@ static icl_backend make_table(void) {
   t.gemm = icl_cuda_gemm;
   t.random = icl_cuda_random;
   t.nonfinite = icl_cuda_nonfinite;
-  /* per-area tables (nn, attn, mamba, task, optim) are added by their areas */
-  t.nn = NULL;
+  /* per-area tables, one line each (NULL: not on this device yet) */
+  t.nn = &icl_cuda_nn_kernels;
   t.attn = NULL;
   t.mamba = NULL;
-  t.task = NULL;
-  t.optim = NULL;
+  t.task = &icl_cuda_task_kernels;
+  t.optim = &icl_cuda_optim_kernels;
   return t;
 }
 
@@ -194,6 +194,8 @@ extern "C" void icl_cuda_release(icl_ctx *ctx) {
 }
 
 extern "C" int icl_cuda_sync(icl_ctx *ctx) {
+  if (icl_cuda_capturing(ctx->cuda))
+    return icl_errorf(ctx, ICL_EDEVICE, "cuda: sync while the stream is captured into a graph");
   ICL_CU(ctx, "sync", cudaStreamSynchronize(ctx->cuda->stream));
   return ICL_OK;
 }

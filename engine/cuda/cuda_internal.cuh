@@ -191,6 +191,20 @@ int icl_cuda_random(icl_ctx *ctx, icl_view out, icl_dtype dt, icl_dist dist, dou
 int icl_cuda_nonfinite(icl_ctx *ctx, const float *x, int64_t n, int *bad);
 }
 
+/* per-area kernel tables (cuda_<area>.cu), wired in cuda_backend.cu */
+extern "C" {
+extern const struct icl_nn_kernels icl_cuda_nn_kernels;
+extern const struct icl_optim_kernels icl_cuda_optim_kernels;
+extern const struct icl_task_kernels icl_cuda_task_kernels;
+/* defined by the attention / Mamba areas when they land (declared here so
+ * that wiring them is one line each in cuda_backend.cu) */
+extern const struct icl_attn_kernels icl_cuda_attn_kernels;
+extern const struct icl_mamba_kernels icl_cuda_mamba_kernels;
+}
+
+/* 1 while the state's stream is being captured into a graph (cuda_memory.cu) */
+int icl_cuda_capturing(icl_cuda_state *st);
+
 /* allocator internals used by cuda_backend.cu */
 void icl_cuda_allocator_destroy(icl_cuda_state *st);
 int icl_cuda_allocator_trim(icl_ctx *ctx, icl_cuda_state *st);

@@ -134,7 +134,7 @@ void icl_cuda_allocator_destroy(icl_cuda_state *st) {
   memset(a, 0, sizeof *a);
 }
 
-static int capturing(icl_cuda_state *st) {
+int icl_cuda_capturing(icl_cuda_state *st) {
   cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
   if (cudaStreamIsCapturing(st->stream, &cs) != cudaSuccess) {
     cudaGetLastError();
@@ -150,7 +150,7 @@ extern "C" void *icl_cuda_alloc(icl_ctx *ctx, size_t nbytes) {
     icl_errorf(ctx, ICL_ENOMEM, "cuda: cannot allocate %zu bytes", nbytes);
     return NULL;
   }
-  if (capturing(st)) {
+  if (icl_cuda_capturing(st)) {
     icl_errorf(ctx, ICL_EDEVICE, "cuda: alloc of %zu bytes while the stream is captured into a graph "
                                  "(allocate before capture)", nbytes);
     return NULL;
@@ -215,6 +215,10 @@ extern "C" int icl_cuda_memcpy(icl_ctx *ctx, void *dst, icl_device ddev, const v
                         : sdev == ICL_CPU ? cudaMemcpyHostToDevice
                                           : cudaMemcpyDeviceToDevice;
   icl_cuda_state *st = ctx->cuda;
+  if (kind != cudaMemcpyDeviceToDevice && icl_cuda_capturing(st))
+    return icl_errorf(ctx, ICL_EDEVICE, "cuda: memcpy of %zu bytes %s the host while the stream is captured into a "
+                                        "graph (copies with the host synchronise; do them before capture)",
+                      n, kind == cudaMemcpyDeviceToHost ? "to" : "from");
   ICL_CU(ctx, "memcpy", cudaMemcpyAsync(dst, src, n, kind, st->stream));
   /* host memory is the caller's again on return: a device-to-host copy must
    * have landed, and a host-to-device copy from pageable memory is not

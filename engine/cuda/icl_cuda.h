@@ -36,6 +36,22 @@ int icl_cuda_empty_cache(icl_ctx *ctx);
  * otherwise only runs for views of more than 2^32 elements. */
 void icl_cuda_force_wide_index(icl_ctx *ctx, int on);
 
+/* CUDA graphs of the context's stream (cuda_graph.cu). Between begin and
+ * end, work enqueued on the stream is recorded instead of run; the backend
+ * refuses what cannot be recorded (allocation, copies with the host, sync)
+ * with an error naming it. end(ok = 0) abandons a capture whose body failed.
+ * A graph replays the recorded kernels with the recorded arguments: every
+ * pointer it uses must stay valid and in place while the graph is kept. */
+typedef struct icl_cuda_graph icl_cuda_graph;
+int icl_cuda_capture_begin(icl_ctx *ctx);
+/* ok != 0: instantiate into *out (NULL + error when capture failed) */
+int icl_cuda_capture_end(icl_ctx *ctx, int ok, icl_cuda_graph **out);
+int icl_cuda_graph_launch(icl_ctx *ctx, icl_cuda_graph *g);
+/* kernel nodes in the graph (for reports) */
+size_t icl_cuda_graph_nodes(const icl_cuda_graph *g);
+/* waits for the stream, then frees (NULL is fine) */
+void icl_cuda_graph_free(icl_ctx *ctx, icl_cuda_graph *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,4 +17,5 @@ void icl_lua_open_extensions(lua_State *L, int module_idx) {
   icl_lua_open_flock(L, module_idx);
   icl_lua_open_llama(L, module_idx);
   icl_lua_open_mamba(L, module_idx);
+  icl_lua_open_train(L, module_idx);
 }

@@ -148,8 +148,15 @@ static int llama_init_params(icl_ctx *ctx, icl_model *m, uint64_t seed) {
   return icl_params_init_fill(ctx, p, s->p_norm, 1.0f);
 }
 
-static const icl_backbone_ops llama_ops = {"llama", llama_init_params, llama_workspace, icl_llama_forward,
-                                           icl_llama_backward, llama_destroy};
+/* a Lua bias callback runs host code in every forward; attention capture
+ * hands out pointers that change between calls */
+static int llama_graph_safe(const icl_model *m) {
+  const icl_llama *s = llama_state(m);
+  return s->cfg.pe.bias != ICL_BIAS_CALLBACK && s->n_capture == 0;
+}
+
+static const icl_backbone_ops llama_ops = {"llama",           llama_init_params, llama_workspace, icl_llama_forward,
+                                           icl_llama_backward, llama_destroy,     llama_graph_safe};
 
 static int declare(icl_ctx *ctx, icl_model *m, int *idx, const char *name, int ndim, int64_t a, int64_t b) {
   int64_t shape[2] = {a, b};

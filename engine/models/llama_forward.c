@@ -28,19 +28,33 @@ static int prepare_pe(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t
     s->host_cap = need;
   }
   s->last_scale = s->last_mscale = 1.0;
+  /* the tables depend on T and the configuration only, and nothing else
+   * writes their part of the arena: the copies made for this T into this
+   * arena are still there */
+  const int have = ws == m->ws && s->pe_ws == ws && s->pe_gen == m->arena_gen && s->pe_T == T;
+  s->pe_ws = NULL;
   int rc = ICL_OK;
   if (pe->rot != ICL_ROT_NONE) {
     float *inv = s->host + 2 * T * half + H;
     icl_pe_rotation(pe, s->hd, T, inv, &s->last_mscale, &s->last_scale);
-    icl_rope_tables(inv, s->last_mscale, T, half, s->host, s->host + T * half);
-    rc = be->memcpy(ctx, ws + L->cos, m->device, s->host, ICL_CPU, sizeof(float) * (size_t)(T * half));
-    if (!rc)
-      rc = be->memcpy(ctx, ws + L->sin, m->device, s->host + T * half, ICL_CPU, sizeof(float) * (size_t)(T * half));
+    if (!have) {
+      icl_rope_tables(inv, s->last_mscale, T, half, s->host, s->host + T * half);
+      rc = be->memcpy(ctx, ws + L->cos, m->device, s->host, ICL_CPU, sizeof(float) * (size_t)(T * half));
+      if (!rc)
+        rc = be->memcpy(ctx, ws + L->sin, m->device, s->host + T * half, ICL_CPU, sizeof(float) * (size_t)(T * half));
+    }
   }
   if (!rc && pe->bias == ICL_BIAS_ALIBI) {
-    icl_alibi_slopes(H, s->host);
-    rc = be->memcpy(ctx, ws + L->slopes, m->device, s->host, ICL_CPU, sizeof(float) * (size_t)H);
+    if (!have) {
+      icl_alibi_slopes(H, s->host);
+      rc = be->memcpy(ctx, ws + L->slopes, m->device, s->host, ICL_CPU, sizeof(float) * (size_t)H);
+    }
     if (!rc) rc = be->attn->alibi_bias(ctx, ws + L->bias, ws + L->slopes, H, T);
+  }
+  if (!rc && ws == m->ws) {
+    s->pe_ws = ws;
+    s->pe_gen = m->arena_gen;
+    s->pe_T = T;
   }
   return rc;
 }

@@ -26,6 +26,12 @@ typedef struct icl_llama {
   float *host;
   int64_t host_cap;
   double last_scale, last_mscale;
+  /* what the device copies of the rotation tables and slopes in the model's
+   * arena were made for: a forward at the same length into the same arena
+   * skips the host-to-device copies (so a captured training step has none) */
+  int64_t pe_T;
+  uint64_t pe_gen;
+  const float *pe_ws;
 } icl_llama;
 
 /* Workspace layout for (B, T, train): offsets in floats from ws. */

@@ -57,9 +57,14 @@ static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 int icl_model_reserve(icl_ctx *ctx, icl_model *m, int64_t B, int64_t T, int train) {
   int64_t ws = m->ops->workspace ? m->ops->workspace(m, B, T, train) : 0;
   if (m->arena && B <= m->cap_B && T <= m->cap_T && (train <= m->cap_train) && ws <= m->cap_ws) return ICL_OK;
-  /* grow to the largest shape seen, so alternating shapes settle quickly */
+  /* grow to the largest shape seen, so alternating shapes settle quickly;
+   * but an inference request longer than the training capacity drops the
+   * training buffers (their size grows with T^2 for attention), and a
+   * training request after such an arena starts again from its own length */
   int64_t nb = B > m->cap_B ? B : m->cap_B, nt = T > m->cap_T ? T : m->cap_T;
   int ntrain = train || m->cap_train;
+  if (!train && m->cap_train && T > m->cap_T) ntrain = 0;
+  if (train && !m->cap_train && m->arena) nt = T;
   int64_t nws = m->ops->workspace ? m->ops->workspace(m, nb, nt, ntrain) : 0;
   if (ws > nws) nws = ws;
   int64_t bt = nb * nt, D = m->n_dims, H = m->hidden;
@@ -85,6 +90,7 @@ int icl_model_reserve(icl_ctx *ctx, icl_model *m, int64_t B, int64_t T, int trai
   m->ws = p;
   m->cap_B = nb, m->cap_T = nt, m->cap_ws = nws, m->cap_train = ntrain;
   m->last_B = m->last_T = 0;
+  m->arena_gen++;
   return ICL_OK;
 }
 

@@ -27,6 +27,11 @@ typedef struct icl_backbone_ops {
   /* dy: gradient of y; writes dx (gradient of x); adds parameter gradients */
   int (*backward)(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws);
   void (*destroy)(icl_ctx *ctx, icl_model *m);
+  /* NULL or 1: a training step (forward, backward) enqueues device work only
+   * (no host callbacks, no copies with the host at a fixed shape), so it can
+   * be captured as a CUDA graph; 0 when this model's configuration cannot
+   * (e.g. a Lua bias callback). */
+  int (*graph_safe)(const icl_model *m);
 } icl_backbone_ops;
 
 struct icl_model {
@@ -44,6 +49,7 @@ struct icl_model {
   int cap_train;
   float *tokens, *h0, *hL, *out, *dout, *dhL, *dh0, *ws;
   int64_t last_B, last_T; /* shape of the last training forward (0 when none) */
+  uint64_t arena_gen;     /* bumped whenever the arena is reallocated (pointers into it change) */
 };
 
 /* Step 1: create the wrapper (declares read_in.weight). */
@@ -65,7 +71,11 @@ int icl_model_backward(icl_ctx *ctx, icl_model *m, const float *dpred);
 int icl_model_loss_step(icl_ctx *ctx, icl_model *m, const float *xs, const float *ys, int64_t B, int64_t N,
                         icl_loss_kind kind, float *loss_out);
 /* Make sure the arena fits (B, T, train); called by forward, exposed so a
- * trainer can size it once before capturing a graph. */
+ * trainer can size it once before capturing a graph. The arena grows to the
+ * largest (B, T) seen, except that an inference request longer than the
+ * training capacity (evaluation at several times the training length) gets
+ * an inference-only arena: the training activations of that length are
+ * never allocated. Every reallocation bumps m->arena_gen. */
 int icl_model_reserve(icl_ctx *ctx, icl_model *m, int64_t B, int64_t T, int train);
 
 #endif

@@ -70,8 +70,16 @@ static int adamw_update(icl_ctx *ctx, float *p, const float *g, float *m, float 
   return ICL_OK;
 }
 
+static int ring_put(icl_ctx *ctx, float *ring, int64_t n, const float *x, const float *scal) {
+  (void)ctx;
+  int64_t s = (int64_t)scal[ICL_OPT_STEPS];
+  ring[s % n] = x[0];
+  return ICL_OK;
+}
+
 const icl_optim_kernels icl_cpu_optim_kernels = {
     .sumsq = sumsq,
     .adamw_prepare = adamw_prepare,
     .adamw_update = adamw_update,
+    .ring_put = ring_put,
 };

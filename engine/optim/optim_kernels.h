@@ -7,6 +7,7 @@
 #define ICL_OPTIM_KERNELS_H
 
 #include "core/context.h"
+#include "core/rng.h" /* ICL_HD: the schedule is evaluated on the device too */
 
 /* indices into the scalar buffer */
 enum {
@@ -42,12 +43,17 @@ typedef struct icl_optim_kernels {
   /* decoupled AdamW over n elements, as torch.optim.AdamW computes it */
   int (*adamw_update)(icl_ctx *ctx, float *p, const float *g, float *m, float *v, int64_t n, const float *scal,
                       float beta1, float beta2, float eps, float weight_decay);
+  /* ring[s mod n] = x[0] with s = scal[ICL_OPT_STEPS] read where the kernel
+   * runs: a per-step value (the loss) kept on the device at the slot of the
+   * step about to be taken, so a captured training step needs no changing
+   * arguments and the host reads the ring only at log intervals */
+  int (*ring_put)(icl_ctx *ctx, float *ring, int64_t n, const float *x, const float *scal);
 } icl_optim_kernels;
 
 extern const icl_optim_kernels icl_cpu_optim_kernels;
 
 /* The schedule's learning rate before step t (0-based), on any device. */
-static inline float icl_sched_lr(icl_sched s, float t) {
+ICL_HD float icl_sched_lr(icl_sched s, float t) {
   if (s.kind == ICL_SCHED_CONSTANT) return s.base_lr;
   if (t < s.warmup) return s.base_lr * t / (s.warmup > 1.0f ? s.warmup : 1.0f);
   float rest = s.total - s.warmup;

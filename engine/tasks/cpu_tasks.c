@@ -67,7 +67,7 @@ static int sample(icl_ctx *ctx, const icl_task_params *p, const icl_task_draw *d
   /* Boolean tasks ignore d_t unless asked (as published) */
   const int64_t xdt = boolean && !p->truncate_boolean ? D : d->n_dims_truncated;
   const int64_t vdt = boolean ? xdt : d->n_dims_truncated; /* coordinates a function may use */
-  const uint64_t seed = d->seed, stream = d->stream;
+  const uint64_t seed = d->seed, stream = d->stream + (d->stream_add ? (uint64_t)*d->stream_add : 0);
   const int noisy = p->kind == ICL_TASK_NOISY_LINEAR_REGRESSION;
 
 #pragma omp parallel for schedule(static)
@@ -129,10 +129,11 @@ static int sample(icl_ctx *ctx, const icl_task_params *p, const icl_task_draw *d
 static int sample_inputs(icl_ctx *ctx, icl_input_kind kind, const icl_task_draw *d, int64_t D, float *xs) {
   (void)ctx;
   const int64_t B = d->B, N = d->N;
+  const uint64_t stream = d->stream + (d->stream_add ? (uint64_t)*d->stream_add : 0);
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; b++)
     for (int64_t i = 0; i < N; i++)
-      draw_x(kind, d->seed, d->stream, (uint64_t)(d->prompt_offset + b), i, D, d->n_dims_truncated,
+      draw_x(kind, d->seed, stream, (uint64_t)(d->prompt_offset + b), i, D, d->n_dims_truncated,
              xs + (b * N + i) * D);
   return ICL_OK;
 }

@@ -59,6 +59,11 @@ typedef struct icl_task_draw {
   int64_t n_dims_truncated; /* d_t in [1, D]; D = no truncation */
   uint64_t seed, stream;
   int64_t prompt_offset;    /* prompt b of this call is global prompt prompt_offset + b */
+  /* Optional (NULL: unused): the stream is stream + (uint64_t)*stream_add,
+   * read where the kernels run (a device pointer on a GPU). A training step
+   * points it at the optimiser's step count, so a step captured as a CUDA
+   * graph draws a new batch on every replay without changing arguments. */
+  const float *stream_add;
 } icl_task_draw;
 
 /* ---- registry ------------------------------------------------------------ */

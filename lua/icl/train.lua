@@ -38,6 +38,22 @@ local function batch_buffers(cache, B, N, D, device)
   return cache[key].xs, cache[key].ys
 end
 
+--- The run's training step in C (models/train_step.h) for a built-in task:
+-- sampling, loss, backward and AdamW with the batch stream read from the
+-- optimiser's step count on the device, captured as a CUDA graph on a GPU.
+-- Same kernels and same numbers as the step-by-step loop below, which stays
+-- for Lua-defined tasks (and with opts.train_step == false). nil when not usable.
+function train.make_step(run, model, opt, task, start, opts)
+  local t = run.training
+  if opts.train_step == false or not task.builtin or not core._train_step then return nil end
+  if t.max_steps > (1 << 24) then return nil end -- the step count is a float on the device: exact to 2^24
+  local _, n0 = train.stage(run, start)
+  local _, n1 = train.stage(run, math.max(start, t.max_steps - 1))
+  return core._train_step(model, opt, task._sampler, {
+    batch = t.per_device_train_batch_size, max_points = math.max(n0, n1), seed = t.seed or 0, loss = task.loss,
+    graphs = opts.graphs ~= false})
+end
+
 --- Which parameters' gradients are not finite (for the NaN report).
 local function bad_tensors(model)
   local bad = {}
@@ -67,7 +83,8 @@ end
 -- opts.run_dir: directory (created when absent; resumed when it holds checkpoints)
 -- opts.device: "cpu" | "cuda"; opts.hooks: {before_step = fn(step, model)}
 -- opts.out: stream for progress (default stderr); opts.evaluate: run the
--- post-training evaluation (default true)
+-- post-training evaluation (default true); opts.train_step = false: the
+-- step-by-step loop even for a built-in task; opts.graphs = false: no CUDA graphs
 -- Returns a summary table.
 function train.run(run, opts)
   opts = opts or {}
@@ -81,10 +98,17 @@ function train.run(run, opts)
 
   local device = opts.device or t.device or (icl.cuda_available() and "cuda" or "cpu")
   if device == "cuda" and not icl.cuda_available() then
-    error("training.device is 'cuda' but no CUDA device is available" ..
-          (icl.cuda_compiled() and "" or " (this build has no CUDA backend)"), 2)
+    local why = " (this build has no CUDA backend)"
+    if icl.cuda_compiled() then -- the backend's reason (no device, driver too old, ...)
+      local _, e = pcall(core.zeros, {1}, {device = "cuda"})
+      why = ": " .. tostring(e):gsub("^.-:%d+: ", "")
+    end
+    error("training.device is 'cuda' but no CUDA device is available" .. why, 0)
   end
   if t.threads then icl.set_num_threads(t.threads) end
+  -- GPU GEMMs use TF32 unless ICL_STRICT_FP32=1 (the CPU is always FP32)
+  local strict = os.getenv("ICL_STRICT_FP32")
+  if strict and strict ~= "" then core.set_strict_fp32(strict ~= "0") end
   local seed = t.seed or 0
   local D = run.task.n_dims
   local B = t.per_device_train_batch_size
@@ -139,18 +163,34 @@ function train.run(run, opts)
     local last_loss, step = nil, start
     local before = opts.hooks and opts.hooks.before_step
     local save_failed
+    local stepper = train.make_step(run, model, opt, task, start, opts)
+    local loss
     while step < max_steps do
       local d_t, N = train.stage(run, step)
-      local xs, ys = batch_buffers(cache, B, N, D, device)
-      task:sample_into(xs, ys, {seed = seed, stream = step, n_dims_truncated = d_t, device = device})
-      if before then before(step, model) end
-      local loss = model:loss_step(xs, ys, task.loss)
-      opt:step()
+      if stepper then
+        -- the batch of step s is stream s: the optimiser's step count, read on the device
+        if before then before(step, model) end
+        stepper:run(N, d_t)
+      else
+        local xs, ys = batch_buffers(cache, B, N, D, device)
+        task:sample_into(xs, ys, {seed = seed, stream = step, n_dims_truncated = d_t, device = device})
+        if before then before(step, model) end
+        loss = model:loss_step(xs, ys, task.loss)
+        opt:step()
+      end
       step = step + 1
 
       if step % log_every == 0 or step == max_steps then
-        last_loss = loss:item()
         local sc = opt:scalars()
+        if stepper then
+          last_loss = stepper:loss(step - 1)
+          if sc.bad_step < 0 and sc.steps ~= step then
+            error(string.format("training step: the optimiser counts %d steps, the loop %d (the batch streams " ..
+              "follow the optimiser's count)", sc.steps, step), 0)
+          end
+        else
+          last_loss = loss:item()
+        end
         if sc.bad_step >= 0 or last_loss ~= last_loss or last_loss == math.huge or last_loss == -math.huge then
           -- the optimiser skipped every update since the first bad step, so
           -- replaying that step's batch reproduces the failure exactly

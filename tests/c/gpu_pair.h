@@ -182,6 +182,38 @@ static inline void gp_check(const char *what, pair p, icl_dtype dt, double rtol,
   free(hg);
 }
 
+/* Prints how many elements of the pair's views differ in their bits (for
+ * results that are expected, not required, to be identical). Returns it. */
+static inline int64_t gp_report_bits(const char *what, pair p) {
+  int64_t n = icl_numel(p.c), diff = 0;
+  uint32_t *hc = gp_gather(p.c), *hg = gp_gather(p.g);
+  for (int64_t i = 0; i < n; i++) diff += hc[i] != hg[i];
+  printf("    %-44s %s (%lld of %lld elements differ in their bits)\n", what, diff ? "not bit-identical" : "bit-identical",
+         (long long)diff, (long long)n);
+  free(hc);
+  free(hg);
+  return diff;
+}
+
+/* Normwise relative error ||gpu - cpu|| / ||cpu|| of two views (NaN if either
+ * has a NaN), and the largest elementwise |gpu - cpu| / max|cpu|. */
+static inline double gp_normwise(pair p, double *maxrel) {
+  int64_t n = icl_numel(p.c);
+  uint32_t *hc = gp_gather(p.c), *hg = gp_gather(p.g);
+  double num = 0, den = 0, maxd = 0, maxc = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double a = gp_f(hg[i]), b = gp_f(hc[i]), d = a - b;
+    num += d * d;
+    den += b * b;
+    if (!(fabs(d) <= maxd)) maxd = fabs(d);
+    if (fabs(b) > maxc) maxc = fabs(b);
+  }
+  free(hc);
+  free(hg);
+  if (maxrel) *maxrel = maxd / (maxc > 0 ? maxc : 1);
+  return sqrt(num) / (den > 0 ? sqrt(den) : 1);
+}
+
 /* Elements of `base` (a full poisoned pair) outside `view` must still hold
  * each device's poison. */
 static inline void gp_check_outside(const char *what, pair base, pair view, icl_dtype dt) {

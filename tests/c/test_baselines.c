@@ -12,7 +12,7 @@
 /* ---- helpers ---------------------------------------------------------------- */
 
 static icl_task_draw draw_of(int64_t B, int64_t N, int64_t dt, uint64_t seed, uint64_t stream) {
-  icl_task_draw d = {B, N, dt, seed, stream, 0};
+  icl_task_draw d = {B, N, dt, seed, stream, 0, NULL};
   return d;
 }
 
