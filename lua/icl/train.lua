@@ -79,7 +79,7 @@ function train.run(run, opts)
   local progress = require "icl.progress"
   local t = run.training
 
-  local device = opts.device or t.device or (icl.cuda_available() and "cuda" or "cpu")
+  local device = opts.device or (t.device ~= "auto" and t.device) or (icl.cuda_available() and "cuda" or "cpu")
   if device == "cuda" and not icl.cuda_available() then
     error("training.device is 'cuda' but no CUDA device is available" ..
           (icl.cuda_compiled() and "" or " (this build has no CUDA backend)"), 2)
