@@ -6,6 +6,7 @@
 
 void icl_lua_open_extensions(lua_State *L, int module_idx);
 void icl_lua_open_nn(lua_State *L, int module_idx);
+void icl_lua_open_group(lua_State *L, int module_idx);
 void icl_lua_open_io(lua_State *L, int module_idx);
 void icl_lua_open_tasks(lua_State *L, int module_idx);
 void icl_lua_open_proc(lua_State *L, int module_idx);  /* spawn, waitpid, kill, sleep */
@@ -19,6 +20,6 @@ void icl_lua_open_train(lua_State *L, int module_idx); /* _train_step */
 struct icl_adamw;
 struct icl_task;
 struct icl_adamw *icl_lua_check_adamw(lua_State *L, int idx);
-struct icl_task *icl_lua_check_task(lua_State *L, int idx);
+struct icl_task *icl_lua_check_task_sampler(lua_State *L, int idx);
 
 #endif

@@ -33,7 +33,7 @@ static icl_task *check_sampler(lua_State *L, int idx) {
   return u->t;
 }
 
-icl_task *icl_lua_check_task(lua_State *L, int idx) { return check_sampler(L, idx); }
+icl_task *icl_lua_check_task_sampler(lua_State *L, int idx) { return check_sampler(L, idx); }
 
 static int s_gc(lua_State *L) {
   lsampler *u = luaL_checkudata(L, 1, SAMPLER_MT);

@@ -40,7 +40,7 @@ static icl_train_step *check_step(lua_State *L) {
   int top = lua_gettop(L);
   icl_lua_check_model(L, top - 2);
   icl_lua_check_adamw(L, top - 1);
-  icl_lua_check_task(L, top);
+  icl_lua_check_task_sampler(L, top);
   lua_pop(L, 3);
   return u->ts;
 }
@@ -51,7 +51,7 @@ static int l_train_step(lua_State *L) {
   const char *fn = "train_step";
   icl_model *m = icl_lua_check_model(L, 1);
   icl_adamw *opt = icl_lua_check_adamw(L, 2);
-  icl_task *task = icl_lua_check_task(L, 3);
+  icl_task *task = icl_lua_check_task_sampler(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
   icl_lua_check_opts(L, 4, fn, opts);
   icl_train_step_cfg cfg;
