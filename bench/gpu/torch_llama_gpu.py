@@ -18,6 +18,7 @@ the training length (102 tokens) is plain RoPE in HF, so it runs as RoPE.
 
     python3 bench/gpu/torch_llama_gpu.py --mode eager|compile [--pe nope,alibi,fire,dynamic-yarn]
                                          [--steps 30] [--reps 3] [--strict] [--size standard|toy]
+                                         [--device auto|cuda|cpu]
 
 Prints per encoding: torch-<mode> <pe> <tf32|fp32> <steps/s> <ms/step> loss=<...>
 (or "n/a (<reason>)"). Runs on the CPU when there is no GPU (for checking
@@ -42,9 +43,13 @@ ap.add_argument("--reps", type=int, default=3)
 ap.add_argument("--warmup", type=int, default=3)
 ap.add_argument("--strict", action="store_true")
 ap.add_argument("--size", choices=["standard", "toy"], default="standard")
+ap.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+                help="auto: cuda when available; cpu only checks the script (use --size toy)")
 args = ap.parse_args()
 
-dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+if args.device == "cuda" and not torch.cuda.is_available():
+    sys.exit("torch_llama_gpu: --device cuda but torch sees no CUDA device")
+dev = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
 torch.backends.cuda.matmul.allow_tf32 = not args.strict
 torch.backends.cudnn.allow_tf32 = not args.strict
 torch.manual_seed(0)
@@ -148,6 +153,17 @@ def build(pe):
     return step
 
 
+def step_flops():
+    """FLOPs of one step, counted as bench_llama_gpu.lua counts them."""
+    bt, ff = B * T, 4 * hidden
+    gemm = 2 * bt * (4 * hidden * hidden + 3 * hidden * ff) * layers + 2 * bt * D * hidden + 2 * bt * hidden
+    attn = 4 * B * heads * T * T * (hidden // heads) * layers
+    return 3 * (gemm + attn)
+
+
+PEAK_TF32, PEAK_FP32 = 495e12, 67e12
+
+
 def sync():
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -170,8 +186,9 @@ for pe in args.pe.split(","):
             sync()
             rates.append(args.steps / (time.perf_counter() - t0))
         r = statistics.median(rates)
-        print(f"torch-{args.mode} {pe} {mode} {r:.2f} {1000 / r:.3f} loss={loss.item():.4f} warmup={warm:.1f}s",
-              flush=True)
+        f = step_flops() * r
+        print(f"torch-{args.mode} {pe} {mode} {r:.2f} {1000 / r:.3f} mfu_tf32={100 * f / PEAK_TF32:.1f}% "
+              f"mfu_fp32={100 * f / PEAK_FP32:.1f}% loss={loss.item():.4f} warmup={warm:.1f}s", flush=True)
     except Exception as e:  # report and go on with the next encoding
         msg = str(e).replace("\n", " ")[:200]
         print(f"torch-{args.mode} {pe} {mode} n/a ({type(e).__name__}: {msg})", flush=True)

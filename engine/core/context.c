@@ -38,6 +38,10 @@ icl_ctx *icl_ctx_new(void) {
   const char *env = getenv("ICL_NUM_THREADS");
   if (env && atoi(env) > 0) icl_set_num_threads(ctx, atoi(env));
   else if (openblas_set_num_threads) openblas_set_num_threads(1);
+  /* the strict-FP32 switch for whole runs (icl train, benchmarks): GPU GEMMs
+   * without TF32; the CPU computes in FP32 either way */
+  const char *strict = getenv("ICL_STRICT_FP32");
+  ctx->strict_fp32 = strict && *strict && strcmp(strict, "0") != 0;
   return ctx;
 }
 

@@ -41,7 +41,7 @@ static icl_backend make_table(void) {
   t.gemm = icl_cuda_gemm;
   t.random = icl_cuda_random;
   t.nonfinite = icl_cuda_nonfinite;
-  /* per-area tables, one line each (NULL: not on this device yet) */
+  /* per-area tables (nn, attn, mamba, task, optim) are added by their areas */
   t.nn = &icl_cuda_nn_kernels;
   t.attn = NULL;
   t.mamba = NULL;

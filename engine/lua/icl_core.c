@@ -2,6 +2,7 @@
  * requires it and adds the Lua half (config, training, analyses). */
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,26 @@ static int l_cuda_available(lua_State *L) {
 
 static int l_cuda_compiled(lua_State *L) {
   lua_pushboolean(L, icl_cuda_compiled());
+  return 1;
+}
+
+/* nil when a CUDA device can be used, else why not (the backend's reason:
+ * no device, a driver too old, a build without CUDA), for error messages */
+static int l_cuda_why(lua_State *L) {
+  icl_ctx *ctx = icl_lua_ctx(L);
+  if (icl_cuda_available(ctx)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  int code = ctx->errcode; /* a question, not a request: the caller's error stays */
+  char msg[ICL_ERRMSG_MAX];
+  memcpy(msg, ctx->errmsg, sizeof msg);
+  if (icl_backend_get(ctx, ICL_CUDA))
+    lua_pushstring(L, "the device started only on the second try");
+  else
+    lua_pushstring(L, ctx->errmsg[0] ? ctx->errmsg : "unknown reason");
+  ctx->errcode = code;
+  memcpy(ctx->errmsg, msg, sizeof msg);
   return 1;
 }
 
@@ -96,6 +117,7 @@ static const luaL_Reg fns[] = {{"wall_time", l_wall_time}, {"pid_alive", l_pid_a
                                {"num_threads", l_num_threads},
                                {"cuda_available", l_cuda_available},
                                {"cuda_compiled", l_cuda_compiled},
+                               {"cuda_why", l_cuda_why},
                                {"set_default_device", l_set_default_device},
                                {"default_device", l_default_device},
                                {"manual_seed", l_seed},

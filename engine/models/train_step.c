@@ -178,11 +178,13 @@ static int run_graph(icl_ctx *ctx, icl_train_step *ts, const icl_backend *be, in
   int strict = ctx->strict_fp32 != 0;
   graph_slot *s = find_slot(ts, N, d_t, strict);
   s->used = ++ts->tick;
-  if (s->state == 2) {
+  /* find_slot may hand back the least recently used slot of another key */
+  const int mine = s->state && s->N == N && s->d_t == d_t && s->strict == strict;
+  if (mine && s->state == 2) {
     ts->replays++;
     return icl_cuda_graph_launch(ctx, (icl_cuda_graph *)s->graph);
   }
-  if (s->state == 0 || s->N != N || s->d_t != d_t || s->strict != strict) {
+  if (!mine) {
     /* a new key: one eager step first (uploads what the model keeps per length) */
     graph_free(ctx, s->graph);
     memset(s, 0, sizeof *s);

@@ -129,10 +129,7 @@ local function analysis(name, fn)
   return function(a)
     local icl = require "icl"
     if a.threads then icl.set_num_threads(a.threads) end
-    if a.device == "cuda" and not icl.cuda_available() then
-      fail("device 'cuda' was asked for but no CUDA device is available" ..
-           (icl.cuda_compiled() and "" or " (this build of icl has no CUDA backend)") .. "; use --device cpu")
-    end
+    if a.device == "cuda" and not icl.cuda_available() then fail(require("icl.train").no_cuda_message()) end
     if a.run and not require("icl.io").file_exists(a.run .. "/config.yaml") then
       fail(a.run .. " is not a run directory (no config.yaml)")
     end

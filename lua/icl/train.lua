@@ -144,11 +144,36 @@ function train.device(run, wanted)
   local icl = require "icl"
   local t = run.training
   local device = wanted or (t.device ~= "auto" and t.device) or (icl.cuda_available() and "cuda" or "cpu")
-  if device == "cuda" and not icl.cuda_available() then
-    error("device 'cuda' was asked for but no CUDA device is available" ..
-          (icl.cuda_compiled() and "" or " (this build of icl has no CUDA backend)") .. "; use --device cpu", 0)
-  end
+  if device == "cuda" and not icl.cuda_available() then error(train.no_cuda_message(), 0) end
   return device
+end
+
+--- "no CUDA device: <the backend's reason>" (no device, a driver too old, a
+-- build without CUDA), for every command that was asked for --device cuda.
+function train.no_cuda_message()
+  local why = require("icl").cuda_why() or "unknown reason"
+  why = why:match("^device 'cuda' requested, but no CUDA device is available %((.*)%)$") or
+        why:gsub("^device 'cuda' requested, but ", ""):gsub("^device 'cuda': ", "")
+  return "no CUDA device: " .. why .. " (device 'cuda' was asked for but no CUDA device is available; " ..
+         "use --device cpu)"
+end
+
+--- The run's training step in C (models/train_step.h) for a built-in task:
+-- sampling, loss, backward and AdamW with the batch stream read from the
+-- optimiser's step count on the device, captured as a CUDA graph per shape on
+-- a GPU; on the CPU the same kernels in the same order as the loop in
+-- train.run (same bits). nil (the loop) for Lua-defined tasks, with
+-- opts.train_step == false, or past 2^24 steps (the count is a float there).
+function train.make_step(run, model, opt, task, opts)
+  local t = run.training
+  if opts.train_step == false or not task.builtin or not core._train_step or t.max_steps > (1 << 24) then
+    return nil
+  end
+  local _, n0 = train.stage(run, 0)
+  local _, n1 = train.stage(run, math.max(0, t.max_steps - 1)) -- the curriculum only grows
+  return core._train_step(model, opt, task._sampler, {
+    batch = t.per_device_train_batch_size, max_points = math.max(n0, n1),
+    seed = t.seed or 0, loss = task.loss, graphs = opts.graphs ~= false})
 end
 
 --- The model, optimiser and task of a run, as train.run makes them.
@@ -387,6 +412,8 @@ function train.run(run, opts)
     local draw = {seed = seed, stream = 0, n_dims_truncated = 1, device = device}
     local before = opts.hooks and opts.hooks.before_step
     local d_t, N, xs, ys
+    local stepper = train.make_step(run, model, opt, task, opts) -- nil: sample, loss_step and step below
+    local function loss_now(step) if stepper then return stepper:loss(step - 1) end return loss_t:item() end
     local last_loss, save_warning
     local config_meta = config_text
     local t_train = core.wall_time()
@@ -435,7 +462,11 @@ function train.run(run, opts)
     -- can still overflow them)
     local function health(step, params)
       local sc = opt:scalars()
-      local l = loss_t:item()
+      local l = loss_now(step)
+      if stepper and sc.bad_step < 0 and sc.steps ~= step then
+        error({icl_error = string.format("training step %d: the optimiser counts %d steps (the batch streams " ..
+          "follow its count)", step, sc.steps), step = step})
+      end
       if sc.bad_step >= 0 or not finite(l) or (params and model:flat():has_nonfinite()) then
         fail_nonfinite(step, sc, l)
       end
@@ -448,18 +479,23 @@ function train.run(run, opts)
       if N == nil or ((step % di == 0 or step % pi == 0) and (d_t ~= D_end or N ~= N_end)) then
         d_t, N = train.stage(run, step)
         local b = bufs[N]
-        if not b then
+        if not b and not stepper then
           b = {xs = core.zeros({B, N, D}, {device = device}), ys = core.zeros({B, N}, {device = device})}
           bufs[N] = b
         end
-        xs, ys = b.xs, b.ys
+        if b then xs, ys = b.xs, b.ys end
         draw.n_dims_truncated = d_t
       end
-      draw.stream = step
-      task:sample_into(xs, ys, draw)
-      if before then before(step, model) end
-      model:loss_step(xs, ys, task.loss, loss_t)
-      opt:step()
+      if stepper then -- the same three, in C: the batch of step s is stream s (the optimiser's count)
+        if before then before(step, model) end
+        stepper:run(N, d_t)
+      else
+        draw.stream = step
+        task:sample_into(xs, ys, draw)
+        if before then before(step, model) end
+        model:loss_step(xs, ys, task.loss, loss_t)
+        opt:step()
+      end
       step = step + 1
       at_step = step
 
@@ -498,7 +534,7 @@ function train.run(run, opts)
         end
       end
       if prog:due() then
-        prog:update(step, {loss = loss_t:item(), lr = opt:scalars().lr, stage = stage_text()})
+        prog:update(step, {loss = loss_now(step), lr = opt:scalars().lr, stage = stage_text()})
       end
     end
 

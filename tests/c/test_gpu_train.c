@@ -279,8 +279,41 @@ static void test_cpu_vs_gpu(void) {
   }
 }
 
+/* More keys than graph slots (8), visited twice: every key is evicted before
+ * its second visit, and a step must never replay another key's graph. */
+static void test_many_keys(void) {
+  run c, g;
+  run_start(&c, ICL_CPU, 1, NULL);
+  run_start(&g, GP_DEVICE, 1, D(c.m->params.value));
+  G->strict_fp32 = 1;
+  double worst = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (int k = 0; k < 10; k++)
+      for (int rep = 0; rep < 3; rep++) {
+        int64_t N = 11 + k, s = (pass * 10 + k) * 3 + rep;
+        float lc = 0, lg = 0;
+        CHECK_OK(G, icl_train_step_run(G, c.ts, N, DIMS));
+        CHECK_OK(G, icl_train_step_run(G, g.ts, N, DIMS));
+        CHECK_OK(G, icl_train_step_loss(G, c.ts, s, &lc));
+        CHECK_OK(G, icl_train_step_loss(G, g.ts, s, &lg));
+        double d = fabs((double)lg - lc) / fabs((double)lc);
+        if (!(d <= worst)) worst = d;
+      }
+  G->strict_fp32 = 0;
+  CHECK_MSG(worst <= 1e-4, "10 keys x 2 visits: losses differ by %.3g (tol 1e-4)", worst);
+  icl_train_step_stats st;
+  icl_train_step_get_stats(g.ts, &st);
+  printf("    10 keys x 2 visits: losses max rel %.3g; %lld eager, %lld captured, %lld replayed\n", worst,
+         (long long)st.eager, (long long)st.captures, (long long)st.replays);
+  if (GP_DEVICE == ICL_CUDA)
+    CHECK_MSG(st.graphs_on && st.eager == 20 && st.captures == 20 && st.replays == 40,
+              "expected 20 eager steps, 20 captures, 40 replays (%s)", st.why_off);
+  run_end(&c), run_end(&g);
+}
+
 int main(void) {
   if (gp_start("test_gpu_train")) return 77;
   ICL_RUN(test_cpu_vs_gpu);
+  ICL_RUN(test_many_keys);
   return gp_finish("test_gpu_train");
 }
