@@ -18,6 +18,10 @@
 #   5. icl model benchmark: nope, alibi, fire, dynamic-yarn (TF32), nope (FP32)  ~40
 #   6. PyTorch + HF eager, same config                             ~40
 #   7. torch.compile, encoding by encoding while the budget lasts  the rest
+# Environment: OUT (default out/gpu-run), ICL_BUILD_DIR (default build-gpu),
+# ICL_WERROR (default OFF), ICL_RUN_BUDGET (default 480). A check of the
+# no-GPU mode on the development machine reuses its build:
+#   ICL_BUILD_DIR=build ICL_WERROR=ON bash bench/gpu/run_all.sh
 # Everything goes under $OUT (env.txt, build.log, tests.log, bench_ops.txt,
 # bench_llama.txt, torch.txt, summary.txt: 7 files); the summary table is
 # printed last. Without a GPU it builds, skips the GPU tests (exit 77) and
@@ -89,7 +93,7 @@ icl_env() { if [ -n "$ICL_LIBS" ]; then env LD_LIBRARY_PATH="$ICL_LIBS${LD_LIBRA
 lua_tests=OFF
 command -v busted >/dev/null 2>&1 && lua_tests=ON
 t=$(elapsed)
-if ! cmake -S "$root" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DICL_CUDA_ARCHS=90 -DICL_WERROR=OFF \
+if ! cmake -S "$root" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DICL_CUDA_ARCHS=90 -DICL_WERROR="${ICL_WERROR:-OFF}" \
   -DICL_LUA_TESTS=$lua_tests >"$OUT/build.log" 2>&1; then
   note "build: cmake configure FAILED (build.log)"
   tail -30 "$OUT/build.log"
