@@ -119,7 +119,7 @@ trc=$?
 passed=$(grep -cE "^[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed" "$OUT/tests.log")
 failed=$(grep -E "^[0-9]+/[0-9]+ Test +#[0-9]+: .*(Failed|Timeout|Exception)" "$OUT/tests.log" | sed 's/.*: //; s/ \.\.\..*//' |
   tr '\n' ' ')
-skipped=$(grep -cE "Not Run|Skipped" "$OUT/tests.log")
+skipped=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(Skipped|Not Run)" "$OUT/tests.log")
 note "tests: $passed passed, skipped $skipped, failed: ${failed:-none} ($(($(elapsed) - t)) s, tests.log)"
 
 if [ $gpu = 0 ]; then
