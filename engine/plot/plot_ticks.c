@@ -64,6 +64,33 @@ void icl_plot_tick_label(const icl_plot_ticks *t, double v, char *buf, size_t ca
   else snprintf(buf, cap, "%.*f", t->decimals, v);
 }
 
+/* A log axis spanning less than a couple of decades would show one or two
+ * labels at most (the decades), leaving the reader to guess the scale: label
+ * some in-between values too (their minor ticks are already drawn). */
+static int log_extras(const icl_plot_ticks *t, double *at, int cap) {
+  static const double m_short[] = {2, 3, 4, 5, 6, 7, 8, 9}, m_mid[] = {2, 3, 5}, m_long[] = {2, 5};
+  double range = t->hi - t->lo;
+  const double *m;
+  int nm;
+  if (!t->log || t->sci || range > 2.5) return 0;
+  if (range <= 0.8) m = m_short, nm = 8;
+  else if (range <= 1.6) m = m_mid, nm = 3;
+  else m = m_long, nm = 2;
+  int n = 0;
+  for (double e = floor(t->lo); e <= ceil(t->hi) && n < cap; e++)
+    for (int i = 0; i < nm && n < cap; i++) {
+      double v = e + log10(m[i]);
+      if (v >= t->lo && v <= t->hi) at[n++] = v;
+    }
+  return n;
+}
+
+static void log_extra_label(double v, char *buf, size_t cap) {
+  double x = pow(10, v);
+  int dec = v < 0 ? (int)ceil(-v) : 0;
+  snprintf(buf, cap, "%.*f", dec, x);
+}
+
 double icl_plot_ticks_width(const icl_plot_ticks *t, double ch) {
   double w = 0;
   char buf[64];
@@ -75,6 +102,13 @@ double icl_plot_ticks_width(const icl_plot_ticks *t, double ch) {
     /* "10#u-3#d" renders as a 10 and a smaller exponent */
     double lw = t->log && t->sci ? icl_plot_text_width("10", ch) + 0.8 * icl_plot_text_width(buf + 4, ch)
                                  : icl_plot_text_width(buf, ch);
+    if (lw > w) w = lw;
+  }
+  double at[32];
+  int n = log_extras(t, at, 32);
+  for (int i = 0; i < n; i++) {
+    log_extra_label(at[i], buf, sizeof buf);
+    double lw = icl_plot_text_width(buf, ch);
     if (lw > w) w = lw;
   }
   return w;
@@ -121,4 +155,19 @@ void icl_plot_draw_box(const icl_plot_ticks *xt, const icl_plot_ticks *yt, const
   }
   plbox(xopt, xt->step, 0, yopt, yt->step, 0);
   plslabelfunc(NULL, NULL);
+  if (mode == ICL_PLOT_BOX_LINES) {
+    /* where PLplot writes its own numeric labels (plbox's displacement) */
+    double at[32];
+    char buf[64];
+    int n = log_extras(yt, at, 32);
+    for (int i = 0; i < n; i++) {
+      log_extra_label(at[i], buf, sizeof buf);
+      plmtex("lv", 0.5, (at[i] - yt->lo) / (yt->hi - yt->lo), 1.0, buf);
+    }
+    n = log_extras(xt, at, 32);
+    for (int i = 0; i < n; i++) {
+      log_extra_label(at[i], buf, sizeof buf);
+      plmtex("b", 1.5, (at[i] - xt->lo) / (xt->hi - xt->lo), 0.5, buf);
+    }
+  }
 }

@@ -146,7 +146,7 @@ S.training = map({"seed", "device", "faithful_code", "max_steps", "per_device_tr
   per_device_eval_batch_size = f {type = "int", min = 1, default = 64, doc = "prompts per evaluation batch during training", src = TA},
   gradient_accumulation_steps = f {type = "int", min = 1, default = 1, doc = "micro-batches accumulated per optimiser step", src = TA},
   learning_rate = f {type = "number", min = 0, default = 3e-4, doc = "peak AdamW learning rate", src = TA},
-  lr_scheduler_type = f {type = "string", choices = {"linear", "constant"}, default = "linear", doc = "linear warm-up then linear decay to 0 at max_steps (HF get_scheduler('linear')), or constant after warm-up"},
+  lr_scheduler_type = f {type = "string", choices = {"linear", "constant"}, default = "linear", doc = "linear warm-up then linear decay to 0 at max_steps (HF get_scheduler('linear')), or constant (HF 'constant': flat from the first step, warm-up ignored)"},
   warmup_ratio = f {type = "number", min = 0, max = 1, default = 0.0, doc = "warm-up steps = ceil(warmup_ratio x max_steps) unless warmup_steps > 0", src = TA},
   warmup_steps = f {type = "int", min = 0, default = 0, doc = "warm-up steps; > 0 overrides warmup_ratio (HF rule)"},
   weight_decay = f {type = "number", min = 0, default = 0.0, doc = "AdamW decoupled weight decay (ignored when faithful_code: 0.01)", src = TA},
