@@ -1,0 +1,152 @@
+/* The scheduler of the CUDA emulator (cuda_emu.h): blocks in order, the
+ * threads of a block as ucontext fibers switched at barriers. */
+#include "cuda_emu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <ucontext.h>
+
+#include <vector>
+
+extern "C" {
+#include "core/context.h"
+}
+#include "cuda/cuda_internal.cuh"
+
+enum { RUN, AT_BLOCK, AT_WARP, DONE };
+
+struct emu_thread {
+  ucontext_t uc;
+  uint3 tid;
+  int lin, state;
+  unsigned shfl_seq;
+};
+
+emu_thread *emu_cur;
+uint3 emu_block_idx;
+dim3 emu_block_dim, emu_grid_dim;
+
+static ucontext_t sched;
+static std::vector<emu_thread> threads;
+static std::vector<char *> stacks;
+static const std::function<void()> *body_fn;
+static std::vector<unsigned char> dyn;
+static float warp_vals[32][2][32];
+static const size_t STACK = 256 * 1024;
+
+const uint3 &emu_thread_idx() { return emu_cur->tid; }
+void *emu_dyn_smem() { return dyn.data(); }
+
+static void die(const char *what) {
+  fprintf(stderr, "cuda emulator: %s in block (%u, %u, %u), grid (%u, %u, %u), block size %u\n", what,
+          emu_block_idx.x, emu_block_idx.y, emu_block_idx.z, emu_grid_dim.x, emu_grid_dim.y, emu_grid_dim.z,
+          emu_block_dim.x * emu_block_dim.y * emu_block_dim.z);
+  abort();
+}
+
+static void entry() {
+  (*body_fn)();
+  emu_cur->state = DONE;
+  /* uc_link returns to the scheduler */
+}
+
+static void park(int state) {
+  emu_cur->state = state;
+  swapcontext(&emu_cur->uc, &sched);
+}
+
+void emu_syncthreads() { park(AT_BLOCK); }
+
+float emu_shfl_xor(float v, int lane_mask) {
+  emu_thread *t = emu_cur;
+  const int lane = t->lin & 31, warp = t->lin >> 5, buf = t->shfl_seq & 1;
+  if (lane_mask < 1 || lane_mask > 31) die("shuffle lane mask out of range");
+  warp_vals[warp][buf][lane] = v;
+  park(AT_WARP);
+  t->shfl_seq++;
+  return warp_vals[warp][buf][lane ^ lane_mask];
+}
+
+static void run_block(int n) {
+  for (int i = 0; i < n; i++) {
+    emu_thread &t = threads[i];
+    t.state = RUN;
+    t.shfl_seq = 0;
+    t.lin = i;
+    t.tid.x = (unsigned)i % emu_block_dim.x;
+    t.tid.y = ((unsigned)i / emu_block_dim.x) % emu_block_dim.y;
+    t.tid.z = (unsigned)i / (emu_block_dim.x * emu_block_dim.y);
+    getcontext(&t.uc);
+    t.uc.uc_stack.ss_sp = stacks[i];
+    t.uc.uc_stack.ss_size = STACK;
+    t.uc.uc_link = &sched;
+    makecontext(&t.uc, entry, 0);
+  }
+  for (;;) {
+    int ran = 0;
+    for (int i = 0; i < n; i++)
+      if (threads[i].state == RUN) {
+        emu_cur = &threads[i];
+        swapcontext(&sched, &threads[i].uc);
+        ran = 1;
+      }
+    int live = 0, at_block = 0, released = 0;
+    for (int i = 0; i < n; i++) {
+      live += threads[i].state != DONE;
+      at_block += threads[i].state == AT_BLOCK;
+    }
+    if (!live) return;
+    for (int w = 0; w * 32 < n; w++) { /* a warp's shuffle: all 32 lanes, same sequence number */
+      int at = 0;
+      for (int l = 0; l < 32 && w * 32 + l < n; l++) at += threads[w * 32 + l].state == AT_WARP;
+      if (at == 0) continue;
+      if (at < 32) continue;
+      for (int l = 1; l < 32; l++)
+        if (threads[w * 32 + l].shfl_seq != threads[w * 32].shfl_seq) die("lanes met at different shuffles");
+      for (int l = 0; l < 32; l++) threads[w * 32 + l].state = RUN;
+      released = 1;
+    }
+    if (at_block == live) {
+      for (int i = 0; i < n; i++)
+        if (threads[i].state == AT_BLOCK) threads[i].state = RUN;
+      released = 1;
+    }
+    if (!ran && !released) die("deadlock (threads wait at different barriers)");
+  }
+}
+
+void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+  const int n = (int)(block.x * block.y * block.z);
+  if (n % 32) die("block size not a multiple of 32");
+  if (n > 1024) die("block size > 1024");
+  while ((int)stacks.size() < n) stacks.push_back((char *)malloc(STACK));
+  if ((int)threads.size() < n) threads.resize(n);
+  body_fn = &body;
+  emu_block_dim = block;
+  emu_grid_dim = grid;
+  dyn.assign(smem ? smem : 16, 0xff); /* NaN bytes */
+  for (unsigned z = 0; z < grid.z; z++)
+    for (unsigned y = 0; y < grid.y; y++)
+      for (unsigned x = 0; x < grid.x; x++) {
+        emu_block_idx.x = x;
+        emu_block_idx.y = y;
+        emu_block_idx.z = z;
+        memset(dyn.data(), 0xff, dyn.size());
+        run_block(n);
+      }
+}
+
+/* A context's device state for the emulated kernels: what they read from it
+ * (stream, SM count, the shared-memory opt-in limit of an H100). */
+extern "C" void icl_emu_attach(icl_ctx *ctx) {
+  icl_cuda_state *st = (icl_cuda_state *)calloc(1, sizeof *st);
+  st->sm_count = 4;
+  st->prop.sharedMemPerBlockOptin = 227 * 1024;
+  st->prop.multiProcessorCount = 4;
+  ctx->cuda = st;
+}
+
+extern "C" void icl_emu_detach(icl_ctx *ctx) {
+  free(ctx->cuda);
+  ctx->cuda = NULL;
+}
