@@ -227,15 +227,26 @@ static int l_llama_new(lua_State *L) {
   return 1;
 }
 
-/* model:attention(xs, ys, {layers = {1, ...}, query = "last" | "all"}) -> {[layer] = [B, H, Tq, T]} */
+/* model:attention(xs, ys, {layers = {1, ...}, query = "all" | "last" | "last_x" | token}) ->
+ * {[layer] = [B, H, Tq, T]}, pred. "last" is the final token (a y token),
+ * "last_x" the final x token (the final query of the published analysis),
+ * a number is a 1-based token index. */
 static int l_attention(lua_State *L) {
   static const char *const opts[] = {"layers", "query", NULL};
-  static const char *const queries[] = {"all", "last", NULL};
+  static const char *const queries[] = {"all", "last", "last_x", NULL};
   icl_model *m = icl_lua_check_model(L, 1);
   const icl_llama_cfg *cfg = icl_llama_config(m);
   icl_tensor *xs = icl_lua_check_tensor(L, 2), *ys = icl_lua_check_tensor(L, 3);
   icl_lua_check_opts(L, 4, "model:attention", opts);
-  int last = icl_lua_opt_choice(L, 4, "query", "all", queries, "model:attention");
+  int qtoken = -1, qkind = 0; /* qkind: 0 all, 1 last, 2 last_x, 3 token index */
+  if (!lua_isnoneornil(L, 4) && lua_getfield(L, 4, "query") == LUA_TNUMBER) {
+    qtoken = (int)luaL_checkinteger(L, -1) - 1;
+    qkind = 3;
+    lua_pop(L, 1);
+  } else {
+    if (!lua_isnoneornil(L, 4)) lua_pop(L, 1);
+    qkind = icl_lua_opt_choice(L, 4, "query", "all", queries, "model:attention");
+  }
   icl_ctx *ctx = icl_lua_ctx(L);
   char b1[128], b2[128];
   if (xs->ndim != 3 || ys->ndim != 2 || xs->shape[2] != m->n_dims || xs->shape[0] != ys->shape[0] ||
@@ -244,6 +255,9 @@ static int l_attention(lua_State *L) {
     return luaL_error(L, "model:attention: expected contiguous xs [B, N, %d] and ys [B, N] on %s, got %s and %s",
                       (int)m->n_dims, icl_device_name(m->device), ICL_SHAPE_STR(xs, b1), ICL_SHAPE_STR(ys, b2));
   int64_t B = xs->shape[0], N = xs->shape[1], T = 2 * N;
+  int row = qkind == 0 ? -1 : qkind == 1 ? (int)T - 1 : qkind == 2 ? (int)T - 2 : qtoken;
+  if (row < -1 || row >= T) return luaL_error(L, "model:attention: query token %d out of range 1..%d", row + 1, (int)T);
+  int last = row >= 0;
   int nl = 0, layers[256];
   lua_getfield(L, 4, "layers");
   if (lua_istable(L, -1)) {
@@ -269,7 +283,7 @@ static int l_attention(lua_State *L) {
     if (!t) return icl_lua_raise(L);
     icl_lua_push_tensor(L, t);
     lua_rawseti(L, res, layers[i]);
-    icl_lua_check_rc(L, icl_llama_set_capture(ctx, m, layers[i] - 1, icl_tensor_data(t), last));
+    icl_lua_check_rc(L, icl_llama_set_capture(ctx, m, layers[i] - 1, icl_tensor_data(t), row));
   }
   int64_t ps[2] = {B, N};
   icl_tensor *pred = icl_tensor_empty(ctx, ICL_F32, m->device, 2, ps);

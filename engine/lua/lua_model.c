@@ -98,23 +98,30 @@ static int m_backward(lua_State *L) {
   return 0;
 }
 
-/* loss_step(xs, ys, "mse"|"bce") -> 0-dim loss tensor (gradients zeroed, then filled) */
+/* loss_step(xs, ys, "mse"|"bce"[, out]) -> 0-dim loss tensor (gradients zeroed, then filled).
+ * out: a one-element float32 tensor on the model's device that receives the loss and is returned,
+ * so that a training loop allocates nothing per step. */
 static int m_loss_step(lua_State *L) {
   static const char *const kinds[] = {"mse", "bce", NULL};
   icl_model *m = icl_lua_check_model(L, 1);
-  icl_tensor *xs = contig(L, 2), *ys = contig(L, 3);
   int kind = luaL_checkoption(L, 4, "mse", kinds);
+  icl_tensor *out = lua_isnoneornil(L, 5) ? NULL : icl_lua_check_tensor(L, 5);
+  if (out && (icl_numel(out) != 1 || out->dtype != ICL_F32 || out->storage->device != m->device))
+    return luaL_error(L, "model:loss_step: out must be a one-element float32 tensor on the model's device (%s)",
+                      icl_device_name(m->device));
+  icl_tensor *xs = contig(L, 2), *ys = contig(L, 3);
   check_batch(L, m, xs, ys, "model:loss_step");
   icl_ctx *ctx = icl_lua_ctx(L);
-  icl_tensor *loss = icl_tensor_empty(ctx, ICL_F32, m->device, 0, NULL);
+  icl_tensor *loss = out ? out : icl_tensor_empty(ctx, ICL_F32, m->device, 0, NULL);
   if (!loss) return icl_lua_raise(L);
   int rc = icl_model_loss_step(ctx, m, icl_tensor_data(xs), icl_tensor_data(ys), xs->shape[0], xs->shape[1],
                                (icl_loss_kind)kind, icl_tensor_data(loss));
   if (rc) {
-    icl_tensor_free(ctx, loss);
+    if (!out) icl_tensor_free(ctx, loss);
     return icl_lua_raise(L);
   }
-  icl_lua_push_tensor(L, loss);
+  if (out) lua_pushvalue(L, 5);
+  else icl_lua_push_tensor(L, loss);
   return 1;
 }
 

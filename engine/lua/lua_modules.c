@@ -13,6 +13,7 @@ void icl_lua_open_extensions(lua_State *L, int module_idx) {
   lua_setfield(L, module_idx, "plot");
   icl_lua_open_io(L, module_idx);
   icl_lua_open_tasks(L, module_idx);
+  icl_lua_open_group(L, module_idx);
   icl_lua_open_proc(L, module_idx);
   icl_lua_open_flock(L, module_idx);
   icl_lua_open_llama(L, module_idx);

@@ -6,6 +6,7 @@
 
 void icl_lua_open_extensions(lua_State *L, int module_idx);
 void icl_lua_open_nn(lua_State *L, int module_idx);
+void icl_lua_open_group(lua_State *L, int module_idx);
 void icl_lua_open_io(lua_State *L, int module_idx);
 void icl_lua_open_tasks(lua_State *L, int module_idx);
 void icl_lua_open_proc(lua_State *L, int module_idx);  /* spawn, waitpid, kill, sleep */

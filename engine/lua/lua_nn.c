@@ -147,6 +147,8 @@ static ladamw *check_adamw(lua_State *L, int idx) {
   return u;
 }
 
+icl_adamw *icl_lua_check_adamw(lua_State *L, int idx) { return &check_adamw(L, idx)->opt; }
+
 static int a_gc(lua_State *L) {
   ladamw *u = luaL_checkudata(L, 1, ADAMW_MT);
   if (u->live) icl_adamw_free(icl_lua_ctx(L), &u->opt);

@@ -33,6 +33,8 @@ static icl_task *check_sampler(lua_State *L, int idx) {
   return u->t;
 }
 
+icl_task *icl_lua_check_task_sampler(lua_State *L, int idx) { return check_sampler(L, idx); }
+
 static int s_gc(lua_State *L) {
   lsampler *u = luaL_checkudata(L, 1, SAMPLER_MT);
   if (u->t) icl_task_free(icl_lua_ctx(L), u->t);

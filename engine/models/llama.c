@@ -265,7 +265,7 @@ const icl_llama_cfg *icl_llama_config(const icl_model *m) {
   return m && m->ops == &llama_ops ? &llama_state(m)->cfg : NULL;
 }
 
-int icl_llama_set_capture(icl_ctx *ctx, icl_model *m, int64_t layer, float *out, int last_only) {
+int icl_llama_set_capture(icl_ctx *ctx, icl_model *m, int64_t layer, float *out, int row) {
   if (!icl_llama_config(m)) return icl_errorf(ctx, ICL_EINVAL, "attention capture: not a llama model");
   icl_llama *s = llama_state(m);
   if (layer < 0 || layer >= s->cfg.layers)
@@ -275,7 +275,7 @@ int icl_llama_set_capture(icl_ctx *ctx, icl_model *m, int64_t layer, float *out,
   if (c->out && !out) s->n_capture--;
   if (!c->out && out) s->n_capture++;
   c->out = out;
-  c->last_only = last_only;
+  c->row = row;
   return ICL_OK;
 }
 

@@ -32,9 +32,9 @@ icl_model *icl_llama_new(icl_ctx *ctx, const icl_llama_cfg *cfg, icl_device dev,
 const icl_llama_cfg *icl_llama_config(const icl_model *m);
 
 /* Attention probabilities of the next forward (any mode) for one layer:
- * out [B, H, T, T], or [B, H, 1, T] with last_only (the last query row).
+ * out [B, H, T, T] (row < 0), or [B, H, 1, T]: only query row `row` (0-based).
  * Costs nothing when no layer asks. Cleared with out = NULL. */
-int icl_llama_set_capture(icl_ctx *ctx, icl_model *m, int64_t layer, float *out, int last_only);
+int icl_llama_set_capture(icl_ctx *ctx, icl_model *m, int64_t layer, float *out, int row);
 void icl_llama_clear_capture(icl_model *m);
 
 /* Parameter count as the published HF stack counted it: the engine's count

@@ -23,8 +23,8 @@ typedef struct icl_attn_shape {
 
 /* Which probabilities a forward should hand out (analyses). */
 typedef struct icl_attn_capture {
-  float *out;    /* [B, H, T, T] (all rows) or [B, H, 1, T] (last query only); NULL: none */
-  int last_only; /* 1: only query row T-1 */
+  float *out; /* [B, H, T, T] (all rows) or [B, H, 1, T] (one query row); NULL: none */
+  int row;    /* -1: every query row; else only this (0-based) query row */
 } icl_attn_capture;
 
 typedef struct icl_attn_kernels {

@@ -208,8 +208,8 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
         if (keep) memcpy(P + (bh * T + i) * T, row, sizeof(float) * (size_t)(i + 1));
         if (cap && cap->out) {
           float *dst = NULL;
-          if (!cap->last_only) dst = cap->out + (bh * T + i) * T;
-          else if (i == T - 1) dst = cap->out + bh * T;
+          if (cap->row < 0) dst = cap->out + (bh * T + i) * T;
+          else if (i == cap->row) dst = cap->out + bh * T;
           if (dst) {
             memcpy(dst, row, sizeof(float) * (size_t)(i + 1));
             memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));

@@ -1,21 +1,29 @@
---- Crash-safe checkpoints of a training run.
--- A checkpoint is two files written atomically (temp file, fsync, rename):
---   checkpoint-<step>.safetensors  the model's tensors (HF names) and the
---                                  optimiser's moments and scalars, checksummed
---   checkpoint-<step>.json         the run state: step, curriculum stage, RNG
---                                  streams, thread count, config digest
--- The JSON is written last and is the commit record: a checkpoint without
--- it does not exist. Loading verifies the checksum; a corrupt newest
--- checkpoint is reported and the newest valid one is used instead.
+--- Crash-safe checkpoints of a training run (docs/runner.md).
+-- A checkpoint is two files, each written atomically (temp file, fsync,
+-- rename, fsync of the directory):
+--   checkpoint-<step>.safetensors  the model's tensors (HF names), the optimiser's
+--                                  moments and scalars; checksummed (XXH64); its
+--                                  metadata holds the run state and the config
+--   checkpoint-<step>.json         the run state again: step, curriculum stage,
+--                                  RNG streams, thread count, device
+-- The JSON is written last and is the commit record: a checkpoint without it
+-- does not exist. Loading verifies the tensors' checksums and that the commit
+-- record is byte for byte the state stored inside the checksummed tensor
+-- file, so a flipped bit in either file is found. Nothing is ever deleted
+-- except by pruning (older than the newest `keep`); unusable or uncommitted
+-- files are moved to <run>/unusable/.
 local core = require "icl.core"
 local io_ = require "icl.io"
 local json = require "icl.json"
 
 local ckpt = {}
 
-local function base(run_dir, step) return string.format("%s/checkpoint-%08d", run_dir, step) end
+ckpt.FORMAT = "icl-checkpoint/1"
 
---- steps of the checkpoints present in run_dir (committed ones), ascending
+local function base(run_dir, step) return string.format("%s/checkpoint-%08d", run_dir, step) end
+ckpt.base = base
+
+--- steps of the committed checkpoints in run_dir (those with a commit record), ascending
 function ckpt.list(run_dir)
   local steps = {}
   for _, name in ipairs(io_.list_dir(run_dir) or {}) do
@@ -35,67 +43,160 @@ local function tensors_of(model, opt)
   return t
 end
 
---- Save; refuses to write non-finite parameters (the last good checkpoint
--- must stay the newest). Keeps the newest `keep` checkpoints.
-function ckpt.save(run_dir, step, model, opt, state, keep)
+-- a test hook: ICL_FAULT_SAVE_PAUSE=<seconds> sleeps between the tensor file and the commit
+-- record, so that a test can kill a trainer inside that window (tests/lua/runner_resume_spec.lua)
+local function fault_pause()
+  local s = tonumber(os.getenv("ICL_FAULT_SAVE_PAUSE") or "")
+  if s and s > 0 then core.sleep(s) end
+end
+
+--- Save a checkpoint; returns its base path. Refuses non-finite parameters or
+-- moments (the last good checkpoint must stay the newest). After the commit,
+-- keeps the newest `keep` checkpoints up to this step (never one newer than it).
+-- opts.config: the resolved config text, stored in the tensor file's metadata.
+function ckpt.save(run_dir, step, model, opt, state, keep, opts)
   local value = model:flat()
-  if value:has_nonfinite() then
-    error(string.format("checkpoint: parameters contain NaN/Inf at step %d; not saving (the last good " ..
-      "checkpoint is kept)", step), 2)
+  local st = opt:state()
+  if value:has_nonfinite() or st.m:has_nonfinite() or st.v:has_nonfinite() then
+    error(string.format("checkpoint: parameters or optimiser moments contain NaN/Inf at step %d; not saving " ..
+      "(the last good checkpoint is kept)", step), 2)
   end
   local b = base(run_dir, step)
-  io_.save(b .. ".safetensors", tensors_of(model, opt), {format = "icl-checkpoint/1", step = tostring(step)})
-  local st = {}
-  for k, v in pairs(state) do st[k] = v end
-  st.step = step
-  st.tensors = b:match("[^/]+$") .. ".safetensors"
-  st.saved_at = os.date("!%Y-%m-%dT%H:%M:%SZ")
-  io_.write_file_atomic(b .. ".json", json.encode(st) .. "\n")
-  if keep and keep > 0 then
-    local steps = ckpt.list(run_dir)
-    for i = 1, #steps - keep do
-      -- remove the commit record first, so a crash mid-prune leaves no half checkpoint
-      io_.remove(base(run_dir, steps[i]) .. ".json")
-      io_.remove(base(run_dir, steps[i]) .. ".safetensors")
-    end
-  end
+  local s = {}
+  for k, v in pairs(state) do s[k] = v end
+  s.step = step
+  s.format = ckpt.FORMAT
+  s.tensors = b:match("[^/]+$") .. ".safetensors"
+  s.saved_at = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local text = json.encode(s)
+  io_.save(b .. ".safetensors", tensors_of(model, opt), {format = ckpt.FORMAT, step = tostring(step), state = text,
+                                                        config = opts and opts.config or nil})
+  fault_pause()
+  io_.write_file_atomic(b .. ".json", text .. "\n")
+  if keep and keep > 0 then ckpt.prune(run_dir, step, keep) end
   return b
 end
 
---- Read and verify one checkpoint; returns state, tensors or nil, message.
+--- Remove all but the newest `keep` checkpoints at or below `step`. The commit
+-- record goes first, so a crash mid-prune leaves no half checkpoint.
+function ckpt.prune(run_dir, step, keep)
+  local older = {}
+  for _, s in ipairs(ckpt.list(run_dir)) do
+    if s <= step then older[#older + 1] = s end
+  end
+  for i = 1, #older - keep do
+    io_.remove(base(run_dir, older[i]) .. ".json")
+    io_.remove(base(run_dir, older[i]) .. ".safetensors")
+  end
+end
+
+-- Ctrl-C ("interrupted!") caught by a pcall here must not make a checkpoint look damaged
+local function pass_interrupt(ok, err, ...)
+  if not ok and tostring(err):find("interrupted!$") then error(err, 0) end
+  return ok, err, ...
+end
+
+--- Read and verify one checkpoint: state, tensors, metadata; or nil, message.
 function ckpt.read(run_dir, step, opts)
   local b = base(run_dir, step)
-  local f = io.open(b .. ".json", "r")
-  if not f then return nil, b .. ".json: missing" end
-  local text = f:read("a")
-  f:close()
-  local ok, state = pcall(json.decode, text)
-  if not ok or type(state) ~= "table" or state.step ~= step then
-    return nil, b .. ".json: unreadable or inconsistent checkpoint state (" .. tostring(state) .. ")"
+  local okr, text = pass_interrupt(pcall(io_.read_file, b .. ".json"))
+  if not okr then return nil, b .. ".json: cannot be read (" .. tostring(text) .. ")" end
+  local ok, state = pass_interrupt(pcall(json.decode, text))
+  if not ok or type(state) ~= "table" then
+    return nil, b .. ".json: not a valid checkpoint state (" .. tostring(state) .. ")"
   end
-  local ok2, tensors = pcall(io_.load, b .. ".safetensors", {device = opts and opts.device})
+  if state.step ~= step then
+    return nil, string.format("%s.json: says step %s, its name says %d", b, tostring(state.step), step)
+  end
+  local ok2, tensors, meta = pass_interrupt(pcall(io_.load, b .. ".safetensors", {device = opts and opts.device,
+                                                                                  require_checksum = true}))
   if not ok2 then return nil, tostring(tensors) end
-  return state, tensors
+  if meta.state and meta.state .. "\n" ~= text and meta.state ~= text then
+    return nil, b .. ".json: does not match the state stored in " .. b:match("[^/]+$") ..
+      ".safetensors (the commit record was modified or damaged)"
+  end
+  if meta.format and meta.format ~= ckpt.FORMAT then
+    return nil, string.format("%s.safetensors: format '%s', this icl reads '%s'", b, meta.format, ckpt.FORMAT)
+  end
+  return state, tensors, meta
 end
 
---- The newest valid checkpoint: state, tensors, warnings (list of strings).
+--- The newest valid checkpoint: state, tensors, warnings (list of strings),
+-- bad (list of the steps that were newer but unusable, each {step =, why =}), metadata.
 function ckpt.latest(run_dir, opts)
-  local warnings = {}
+  local warnings, bad = {}, {}
   local steps = ckpt.list(run_dir)
   for i = #steps, 1, -1 do
-    local state, tensors = ckpt.read(run_dir, steps[i], opts)
-    if state then return state, tensors, warnings end
+    local state, tensors, meta = ckpt.read(run_dir, steps[i], opts)
+    if state then return state, tensors, warnings, bad, meta end
     warnings[#warnings + 1] = string.format("checkpoint at step %d is not usable: %s", steps[i], tensors)
+    bad[#bad + 1] = {step = steps[i], why = tensors}
   end
-  return nil, nil, warnings
+  return nil, nil, warnings, bad
 end
 
---- Copy a checkpoint's tensors into model and optimiser.
+local function move_aside(run_dir, name)
+  local dst_dir = run_dir .. "/unusable"
+  io_.mkdir_p(dst_dir)
+  local dst, k = dst_dir .. "/" .. name, 1
+  while io_.file_exists(dst) do
+    k = k + 1
+    dst = string.format("%s/%s.%d", dst_dir, name, k)
+  end
+  io_.rename(run_dir .. "/" .. name, dst)
+  return dst
+end
+
+--- Move an unusable checkpoint's files to <run>/unusable/ (kept for inspection,
+-- out of the way of pruning and of the next save at that step).
+function ckpt.quarantine(run_dir, step)
+  local name = base(run_dir, step):match("[^/]+$")
+  local moved = {}
+  for _, ext in ipairs({".json", ".safetensors"}) do
+    if io_.file_exists(run_dir .. "/" .. name .. ext) then moved[#moved + 1] = move_aside(run_dir, name .. ext) end
+  end
+  return moved
+end
+
+--- Leftovers of an interrupted save: temporary files of dead writers
+-- (<file>.tmp.<pid>) are removed; tensor files without a commit record (the
+-- save was killed between the two files) are moved to <run>/unusable/.
+-- Returns a list of what was done (strings).
+function ckpt.clean(run_dir)
+  local done = {}
+  local names = io_.list_dir(run_dir) or {}
+  local committed = {}
+  for _, n in ipairs(names) do
+    local s = n:match("^checkpoint%-(%d+)%.json$")
+    if s then committed[s] = true end
+  end
+  for _, n in ipairs(names) do
+    local pid = tonumber(n:match("%.tmp%.(%d+)$") or "")
+    if pid and pid ~= core.getpid() and not core.pid_alive(pid) then
+      io_.remove(run_dir .. "/" .. n)
+      done[#done + 1] = "removed the temporary file " .. n .. " of an interrupted write"
+    end
+    local s = n:match("^checkpoint%-(%d+)%.safetensors$")
+    if s and not committed[s] then
+      done[#done + 1] = string.format("moved %s (a save that never committed) to %s", n, move_aside(run_dir, n))
+    end
+  end
+  return done
+end
+
+--- Copy a checkpoint's tensors into model and optimiser (shapes checked).
 function ckpt.restore(tensors, model, opt)
+  local known = {["optimizer.m"] = true, ["optimizer.v"] = true, ["optimizer.scalars"] = true}
   for _, p in ipairs(model:param_list()) do
+    known[p.name] = true
     local t = tensors[p.name]
-    if not t then error("checkpoint: tensor '" .. p.name .. "' is missing", 2) end
+    if not t then error("checkpoint: tensor '" .. p.name .. "' is missing (a checkpoint of another model?)", 2) end
     model:set(p.name, t)
+  end
+  for name in pairs(tensors) do
+    if not known[name] then
+      error("checkpoint: tensor '" .. name .. "' is not part of this model (another model?)", 2)
+    end
   end
   local st = opt:state()
   for _, k in ipairs({"m", "v", "scalars"}) do
@@ -110,5 +211,4 @@ function ckpt.restore(tensors, model, opt)
   return true
 end
 
-ckpt._core = core
 return ckpt

@@ -17,14 +17,19 @@ local function parser()
   p:command_target("command")
   p:require_command(true)
 
-  local tr = p:command("train", "Train a model from a config (or resume a run).")
-  tr:argument("config", "Config file (YAML) or run directory (with --resume).")
+  local tr = p:command("train", "Train a model from a config, or resume a run (docs/runner.md).")
+  tr:argument("config", "Config file (YAML).")
     :args("?")
-  tr:option("--set", "Override a config value, e.g. --set training.max_steps=100 (repeatable).")
+  tr:option("--set", "Override a config value, e.g. --set training.max_steps=100 (repeatable). With --resume " ..
+            "only keys that keep the run the same run: training.max_steps, the logging/eval/save cadence, eval.*.")
     :count("*")
-  tr:option("--resume", "Resume the run in this directory from its newest valid checkpoint.")
-  tr:option("--run-dir", "Write the run here instead of models/<task>/<dims>/<date>/<uid>/.")
+  tr:option("--resume", "Continue the run in this directory from its newest valid checkpoint, bit for bit.")
+    :argname("<run_dir>")
+  tr:option("--run-dir", "Write the run here instead of models/<task>/<dims>/<date>/<uid>/ (an existing run " ..
+            "directory with the same config is resumed).")
   tr:flag("--no-eval", "Skip the evaluation after training.")
+  tr:option("--progress-every", "Seconds between progress lines when stderr is not a terminal (default 10).")
+    :convert(tonumber)
   device_arg(tr)
 
   local ev = p:command("eval", "OOD-length evaluation of a trained run (standard.png, ood_length.png, JSON).")
@@ -71,24 +76,52 @@ local function fail(msg)
   os.exit(1)
 end
 
+-- the error message without the position of the Lua code that raised it (the config loader
+-- reports FILE:LINE of the YAML itself)
+local function plain(msg)
+  return (tostring(msg):gsub("^[^\n]-%.lua:%d+: ", ""))
+end
+
+local function load_config(path, overrides)
+  local ok, run = pcall(require("icl.config").load, path, {overrides = overrides})
+  if not ok then fail(plain(run)) end
+  return run
+end
+
 local handlers = {}
 
 function handlers.train(a)
   local icl = require "icl"
   if a.threads then icl.set_num_threads(a.threads) end
-  local config = require "icl.config"
+  local train = require "icl.train"
+  local io_ = require "icl.io"
   local run, dir
   if a.resume then
-    dir = a.resume
-    local cfg = dir .. "/config.yaml"
-    if not require("icl.io").file_exists(cfg) then fail(dir .. " is not a run directory (no config.yaml)") end
-    run = config.load(cfg, {overrides = a.set})
+    dir = a.resume:gsub("/+$", "")
+    if a.config and a.config:gsub("/+$", "") ~= dir then
+      fail("train: give either a config file or --resume RUN_DIR, not both (a resumed run keeps its own config)")
+    end
+    if a.run_dir then fail("train: --run-dir and --resume both name a run directory; give one") end
+    if not io_.file_exists(dir) then fail("train --resume: " .. dir .. ": no such directory") end
+    if not io_.file_exists(dir .. "/config.yaml") then fail(dir .. " is not a run directory (no config.yaml)") end
+    train.check_resume_overrides(a.set)
+    run = load_config(dir .. "/config.yaml", a.set)
   else
     if not a.config then fail("train: give a config file (or --resume RUN_DIR)") end
-    run = config.load(a.config, {overrides = a.set})
+    local exists, kind = io_.file_exists(a.config)
+    if not exists then fail("train: " .. a.config .. ": no such config file") end
+    if kind == "directory" then
+      if io_.file_exists(a.config .. "/config.yaml") then
+        fail("train: " .. a.config .. " is a run directory; to continue it, use icl train --resume " .. a.config)
+      end
+      fail("train: " .. a.config .. " is a directory, not a config file")
+    end
+    run = load_config(a.config, a.set)
     dir = a.run_dir
   end
-  local res = require("icl.train").run(run, {run_dir = dir, device = a.device, evaluate = not a.no_eval})
+  for _, w in ipairs(run._meta and run._meta.warnings or {}) do io.stderr:write("note: ", w, "\n") end
+  local res = train.run(run, {run_dir = dir, resume = a.resume ~= nil, device = a.device, evaluate = not a.no_eval,
+                              progress_every = a.progress_every})
   print(res.run_dir)
 end
 
@@ -96,6 +129,13 @@ local function analysis(name, fn)
   return function(a)
     local icl = require "icl"
     if a.threads then icl.set_num_threads(a.threads) end
+    if a.device == "cuda" and not icl.cuda_available() then
+      fail("device 'cuda' was asked for but no CUDA device is available" ..
+           (icl.cuda_compiled() and "" or " (this build of icl has no CUDA backend)") .. "; use --device cpu")
+    end
+    if a.run and not require("icl.io").file_exists(a.run .. "/config.yaml") then
+      fail(a.run .. " is not a run directory (no config.yaml)")
+    end
     local ok, mod = pcall(require, "icl." .. name)
     if not ok then fail(name .. ": not available in this build (" .. tostring(mod) .. ")") end
     mod[fn](a.run, a)

@@ -120,7 +120,7 @@ end
 
 --- Markdown table of the summaries.
 function compare.table(groups)
-  local lines = {"| task | encoding | size | runs | in-dist [d,N) | (N,2N] | (2N,4N] | (4N,8N] | at 8N | eff. length |",
+  local lines = {"| task | encoding | size | runs | in-dist [d,N) | (N,2N] | (2N,4N] | (4N,8N] | at end | eff. length |",
                  "|---|---|---|---|---|---|---|---|---|---|"}
   for _, g in ipairs(groups) do
     local cells = {g.task, g.encoding, g.size, tostring(#g.runs)}

@@ -34,6 +34,12 @@ function info.collect(run_dir)
   out.last_train, out.last_eval = last_train, last_eval
   out.params = start and start.params
   out.ood = read_json(run_dir .. "/ood_length.json")
+  out.optimizer = require("icl.config").optimizer(run)
+  out.faithful_code = run.training.faithful_code
+  out.files = {}
+  for _, f in ipairs({"training_curve.png", "standard.png", "ood_length.png", "model.safetensors"}) do
+    if io_.file_exists(run_dir .. "/" .. f) then out.files[#out.files + 1] = f end
+  end
   return out, run
 end
 
@@ -53,6 +59,10 @@ function info.print(run_dir)
   print(string.format("state      %s, step %s of %s%s", tostring(st.state or "unknown"), tostring(st.step or "?"),
     tostring(i.max_steps), st.error and ("\n           error: " .. st.error) or ""))
   print(string.format("seed       %s", tostring(i.seed)))
+  local o = i.optimizer
+  print(string.format("optimiser  AdamW lr %g, %s schedule, %d warm-up steps, weight decay %g, %s (%s)", o.lr,
+    o.schedule, o.warmup_steps, o.weight_decay, o.max_grad_norm > 0 and ("clipping at " .. o.max_grad_norm) or
+    "no clipping", i.faithful_code and "as the published code ran" or "as the paper states"))
   if #i.checkpoints > 0 then
     local c = {}
     for _, s in ipairs(i.checkpoints) do c[#c + 1] = tostring(s) end
@@ -68,6 +78,7 @@ function info.print(run_dir)
       tostring(i.last_eval.metric_name), i.last_eval.metric))
   end
   if i.ood then print("evaluation " .. require("icl.evaluate").summary_line(i.ood)) end
+  if #i.files > 0 then print("files      " .. table.concat(i.files, ", ")) end
 end
 
 return info

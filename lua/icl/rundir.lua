@@ -1,7 +1,7 @@
 --- Run directories: models/<task>/dim_<a>-<b>/<date>/<uid>/ holding the
 -- resolved config.yaml, checkpoints, metrics.jsonl, status.json and plots.
--- A run writes only inside its own directory; a lock file (run.lock with the
--- owner's pid) stops two processes from training one run at once.
+-- A run writes only inside its own directory; a lock (flock on run.lock, which
+-- holds the owner's pid) stops two processes from training one run at once.
 local core = require "icl.core"
 local io_ = require "icl.io"
 local json = require "icl.json"
@@ -36,25 +36,52 @@ function rundir.new_path(run)
   return path
 end
 
+--- Claim a run directory for this process: an flock on run.lock (released by
+-- the kernel when the process dies, even by SIGKILL) holding the owner's pid,
+-- which sweeps read. Returns the lock (give it to rundir.unlock).
 function rundir.lock(path)
-  local lock = path .. "/run.lock"
-  local f = io.open(lock, "r")
-  if f then
-    local pid = tonumber(f:read("l") or "")
-    f:close()
-    if pid and pid ~= core.getpid() and core.pid_alive(pid) then
-      error(string.format("run %s is being trained by process %d (remove %s if that is wrong)", path, pid, lock), 2)
-    end
+  local file = path .. "/run.lock"
+  local function holder()
+    local text = io_.file_exists(file) and io_.read_file(file) or ""
+    return tonumber(text:match("%d+"))
   end
-  io_.write_file_atomic(lock, tostring(core.getpid()) .. "\n")
+  local lock = core.lock_file(file)
+  if not lock then
+    error(string.format("run %s is being trained by process %s (it holds %s)", path, tostring(holder() or "?"),
+      file), 0)
+  end
+  -- a pid written by a trainer that did not take the flock (older icl) counts while it lives
+  local pid = holder()
+  if pid and pid ~= core.getpid() and core.pid_alive(pid) then
+    lock:release()
+    error(string.format("run %s is being trained by process %d (remove %s if that is wrong)", path, pid, file), 0)
+  end
+  lock:write(tostring(core.getpid()) .. "\n")
+  return lock
 end
 
-function rundir.unlock(path) io_.remove(path .. "/run.lock") end
+--- Give the run directory back (the file stays, empty: removing it would race with a new owner).
+function rundir.unlock(path, lock)
+  if lock then
+    pcall(lock.write, lock, "")
+    lock:release()
+  else
+    io_.remove(path .. "/run.lock")
+  end
+end
 
+--- status.json (state, step, max_steps, pid, error); never raises: the status is advisory
+-- and a full disk must not turn into a second failure. Returns true or nil, message.
 function rundir.write_status(path, status)
   status.updated = os.date("!%Y-%m-%dT%H:%M:%SZ")
   status.host = status.host or core.hostname()
-  io_.write_file_atomic(path .. "/status.json", json.encode(status) .. "\n")
+  local ok, err = pcall(io_.write_file_atomic, path .. "/status.json", json.encode(status) .. "\n")
+  if not ok then
+    -- Ctrl-C raises "interrupted!" wherever Lua happens to be: never swallow it
+    if tostring(err):find("interrupted!$") then error(err, 0) end
+    return nil, tostring(err)
+  end
+  return true
 end
 
 function rundir.read_status(path)

@@ -26,13 +26,17 @@ local lua_order = {}
 
 -- call a C function and re-raise its error at the caller's level, without
 -- this file's position in the message
-local function call(level, f, ...)
-  local r = table.pack(pcall(f, ...))
-  if not r[1] then
-    local msg = tostring(r[2]):gsub("^[^\n]-tasks%.lua:%d+: ", "")
+-- (no table per call: sample_into runs once per training step)
+local function rethrow(level, ok, ...)
+  if not ok then
+    local msg = tostring((...)):gsub("^[^\n]-tasks%.lua:%d+: ", "")
     error(msg, level + 1)
   end
-  return table.unpack(r, 2, r.n)
+  return ...
+end
+
+local function call(level, f, ...)
+  return rethrow(level, pcall(f, ...)) -- a tail call: rethrow takes call's place in the stack
 end
 
 local function sorted_keys(t)

@@ -227,8 +227,8 @@ static void test_capture(void) {
   randn(ys, B * N, 32);
   float *all = malloc(sizeof(float) * B * H * T * T), *last = malloc(sizeof(float) * B * H * T);
   CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, pred, 0));
-  CHECK_OK(ctx, icl_llama_set_capture(ctx, m, 1, all, 0));
-  CHECK_OK(ctx, icl_llama_set_capture(ctx, m, 0, last, 1));
+  CHECK_OK(ctx, icl_llama_set_capture(ctx, m, 1, all, -1));
+  CHECK_OK(ctx, icl_llama_set_capture(ctx, m, 0, last, (int)T - 2)); /* the final x token's row */
   CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, pred2, 0));
   CHECK(memcmp(pred, pred2, sizeof pred) == 0);
   double worst = 0;
@@ -243,14 +243,14 @@ static void test_capture(void) {
     worst = fmax(worst, fabs(s - 1));
   }
   CHECK(worst < 1e-5);
-  /* layer 0's last row, against a full capture of layer 0 */
+  /* layer 0's row T-2, against a full capture of layer 0 */
   icl_llama_clear_capture(m);
-  CHECK_OK(ctx, icl_llama_set_capture(ctx, m, 0, all, 0));
+  CHECK_OK(ctx, icl_llama_set_capture(ctx, m, 0, all, -1));
   CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, pred2, 1)); /* training mode captures too */
   for (int64_t bh = 0; bh < B * H; bh++)
-    for (int64_t j = 0; j < T; j++) CHECK(last[bh * T + j] == all[(bh * T + T - 1) * T + j]);
+    for (int64_t j = 0; j < T; j++) CHECK(last[bh * T + j] == all[(bh * T + T - 2) * T + j]);
   icl_llama_clear_capture(m);
-  CHECK(icl_llama_set_capture(ctx, m, 2, all, 0) == ICL_ERANGE);
+  CHECK(icl_llama_set_capture(ctx, m, 2, all, -1) == ICL_ERANGE);
   free(all);
   free(last);
   icl_model_free(ctx, m);

@@ -248,7 +248,7 @@ static double run_fixture(const char *dir, const char *file, double *worst_out, 
   int have_attn = st_find(&f, "expected.attn.0") != NULL;
   for (int l = 0; have_attn && l < 2; l++) {
     attn[l] = malloc(sizeof(float) * (size_t)(B * H * T * T));
-    CHECK_OK(ctx, icl_llama_set_capture(ctx, m, l, attn[l], 0));
+    CHECK_OK(ctx, icl_llama_set_capture(ctx, m, l, attn[l], -1));
   }
   CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, pred, 0));
   icl_llama_clear_capture(m);

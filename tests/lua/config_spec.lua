@@ -90,7 +90,7 @@ training:
     assert.are.equal(1500, paper._meta.optimizer.warmup_steps)
     local toy = config.load(CONFIGS .. "/toy_task.yaml")
     assert.are.equal(64, toy.model.hidden_size)
-    assert.is_true(toy.training.max_steps <= 3000)
+    assert.is_true(toy.training.max_steps <= 6000) -- a few minutes on 2 cores
   end)
 
   it("applies faithful_code to the optimiser settings", function()
