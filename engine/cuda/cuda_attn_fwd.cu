@@ -25,7 +25,7 @@ struct fwd_args {
   const float *qkv, *cs, *sn, *bias;
   float scale;
   float *q, *k, *v, *P, *cap;
-  int cap_last;
+  int cap_row; /* -1: every row ([B, H, T, T]); else only this query row ([B, H, 1, T]) */
   int64_t B, T, H, D;
   int hd, nqt;
 };
@@ -130,8 +130,8 @@ template <int HDP, int MODE> __global__ void __launch_bounds__(AT_THREADS, AT_MI
           const int64_t jb = k0 + tx * 4;
           float *prow = a.P ? a.P + (bh * T + i) * T : NULL;
           float *crow = NULL;
-          if (a.cap && !a.cap_last) crow = a.cap + (bh * T + i) * T;
-          else if (a.cap && i == T - 1) crow = a.cap + bh * T;
+          if (a.cap && a.cap_row < 0) crow = a.cap + (bh * T + i) * T;
+          else if (a.cap && i == a.cap_row) crow = a.cap + bh * T;
 #pragma unroll
           for (int j = 0; j < 4; j++) {
             if (prow && jb + j <= i) prow[jb + j] = p[j];
@@ -158,14 +158,17 @@ template <int HDP, int MODE> __global__ void __launch_bounds__(AT_THREADS, AT_MI
       if (col < hd) a.out[(b * T + i) * D + h * hd + col] = MODE == FWD_ONLINE ? o[r][c] / il : o[r][c];
     }
   }
-  /* a full capture holds zeros above the diagonal, past the tiles walked here */
-  if (MODE == FWD_TWO_PASS && a.cap && !a.cap_last) {
+  /* a capture holds zeros above the diagonal, past the key tiles walked here */
+  if (MODE == FWD_TWO_PASS && a.cap) {
     const int64_t jz = q0 + AT_TILE, w = T - jz;
-    if (w > 0)
+    if (w > 0 && a.cap_row < 0) {
       for (int64_t it = tid; it < AT_TILE * w; it += AT_THREADS) {
         int64_t i = q0 + it / w;
         if (i < T) a.cap[(bh * T + i) * T + jz + it % w] = 0.0f;
       }
+    } else if (w > 0 && a.cap_row >= q0 && a.cap_row < jz) {
+      for (int64_t j = jz + tid; j < T; j += AT_THREADS) a.cap[bh * T + j] = 0.0f;
+    }
   }
 }
 
@@ -199,6 +202,8 @@ extern "C" int icl_cuda_attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, con
                       AT_MAX_HD);
   if ((cos_t != NULL) != (sin_t != NULL) || (cos_t && (s.hd & 1)))
     return icl_errorf(ctx, ICL_EINVAL, "attention (cuda): rotation needs both tables and an even head_dim");
+  if (cap && cap->out && cap->row >= s.T)
+    return icl_errorf(ctx, ICL_EINVAL, "attention (cuda): capture row %d not below T = %lld", cap->row, (long long)s.T);
   if (keep && (!q || !k || !v || !P))
     return icl_errorf(ctx, ICL_EINVAL, "attention (cuda): training forward needs q, k, v and P");
   const int64_t nqt = at_ntiles(s.T);
@@ -216,7 +221,7 @@ extern "C" int icl_cuda_attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, con
   a.v = keep ? v : NULL;
   a.P = keep ? P : NULL;
   a.cap = cap ? cap->out : NULL;
-  a.cap_last = cap && cap->last_only;
+  a.cap_row = cap && cap->row >= 0 ? cap->row : -1;
   a.B = s.B;
   a.T = s.T;
   a.H = s.H;

@@ -33,6 +33,8 @@ static const std::function<void()> *body_fn;
 static std::vector<unsigned char> dyn;
 static float warp_vals[32][2][32];
 static const size_t STACK = 256 * 1024;
+static const size_t GUARD = 4096;
+static const unsigned char GUARD_BYTE = 0xa5;
 
 const uint3 &emu_thread_idx() { return emu_cur->tid; }
 void *emu_dyn_smem() { return dyn.data(); }
@@ -82,14 +84,20 @@ static void run_block(int n) {
     t.uc.uc_link = &sched;
     makecontext(&t.uc, entry, 0);
   }
-  for (;;) {
+  for (unsigned round = 0;; round++) {
     int ran = 0;
-    for (int i = 0; i < n; i++)
+    /* Between two barriers the threads run one after another, in index order
+     * on even rounds and reverse order on odd ones: a thread that reads what
+     * another writes in the same interval (a missing barrier) sees the old
+     * value in one of the two orders, and the result goes wrong. */
+    for (int k = 0; k < n; k++) {
+      const int i = round & 1 ? n - 1 - k : k;
       if (threads[i].state == RUN) {
         emu_cur = &threads[i];
         swapcontext(&sched, &threads[i].uc);
         ran = 1;
       }
+    }
     int live = 0, at_block = 0, released = 0;
     for (int i = 0; i < n; i++) {
       live += threads[i].state != DONE;
@@ -124,7 +132,9 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
   body_fn = &body;
   emu_block_dim = block;
   emu_grid_dim = grid;
-  dyn.assign(smem ? smem : 16, 0xff); /* NaN bytes */
+  /* NaN bytes, then a guard zone: a write past the launch's dynamic shared
+   * memory size is caught after the block */
+  dyn.assign((smem ? smem : 16) + GUARD, 0xff);
   for (unsigned z = 0; z < grid.z; z++)
     for (unsigned y = 0; y < grid.y; y++)
       for (unsigned x = 0; x < grid.x; x++) {
@@ -132,7 +142,10 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
         emu_block_idx.y = y;
         emu_block_idx.z = z;
         memset(dyn.data(), 0xff, dyn.size());
+        memset(dyn.data() + dyn.size() - GUARD, GUARD_BYTE, GUARD);
         run_block(n);
+        for (size_t i = dyn.size() - GUARD; i < dyn.size(); i++)
+          if (dyn[i] != GUARD_BYTE) die("write past the dynamic shared memory");
       }
 }
 

@@ -13,9 +13,13 @@
  * Threads waiting at different barriers with nothing runnable is a deadlock
  * (the emulator aborts, naming the block): that is how a barrier inside
  * divergent code shows up. Lanes meeting at shuffles of different sequence
- * numbers abort too. Dynamic shared memory is filled with NaN bytes before
- * each block, so a read of shared memory nothing wrote tends to poison the
- * result. Intrinsics: __fmul_rn and friends are plain IEEE operations (build
+ * numbers abort too. Between barriers the threads run one at a time, in
+ * index order and in reverse order on alternate rounds, so a missing barrier
+ * (a read of what another thread writes in the same interval) gives a wrong
+ * result in one of the orders. Dynamic shared memory is filled with NaN bytes
+ * before each block, so a read of shared memory nothing wrote tends to poison
+ * the result, and is followed by a guard zone checked after each block (a
+ * write past the launch's size aborts). Intrinsics: __fmul_rn and friends are plain IEEE operations (build
  * with -ffp-contract=off); the kernels' other arithmetic is not fused
  * either, unlike nvcc's default contraction, so results can differ from a
  * GPU's in the last bits, never in logic.
