@@ -271,10 +271,12 @@ static void run_case(const acase *k) {
 /* dry and emulated runs do all of their work on this machine's CPU: smaller long cases */
 #if GK_HOST_ONLY
 #define LONG_T 700
-#define MID_B 2
+#define MID_B 1
+#define MID_H 2
 #else
 #define LONG_T 2048
 #define MID_B 8
+#define MID_H 8
 #endif
 
 static void test_encodings(void) {
@@ -319,7 +321,7 @@ static void test_lengths(void) {
 
 /* the standard model's inference shape (heads of 32, T = 816 = 8 x 102), forward only */
 static void test_standard_inference(void) {
-  const acase k = {"inference at 8x the training length", MID_B, 816, 8, 32, ICL_ROT_DYNAMIC_YARN, B_NONE, 102, 8, 0,
+  const acase k = {"inference at 8x the training length", MID_B, 816, MID_H, 32, ICL_ROT_DYNAMIC_YARN, B_NONE, 102, 8, 0,
                    CAP_NONE, 0};
   run_case(&k);
 }

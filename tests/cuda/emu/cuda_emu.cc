@@ -1,10 +1,9 @@
 /* The scheduler of the CUDA emulator (cuda_emu.h): blocks in order, the
- * threads of a block as ucontext fibers switched at barriers. */
+ * threads of a block as fibers (emu_fiber.h) switched at barriers. */
 #include "cuda_emu.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <ucontext.h>
 
 #include <vector>
 
@@ -12,11 +11,12 @@ extern "C" {
 #include "core/context.h"
 }
 #include "cuda/cuda_internal.cuh"
+#include "emu_fiber.h"
 
 enum { RUN, AT_BLOCK, AT_WARP, DONE };
 
 struct emu_thread {
-  ucontext_t uc;
+  emu_fiber fb;
   uint3 tid;
   int lin, state;
   unsigned shfl_seq;
@@ -26,7 +26,6 @@ emu_thread *emu_cur;
 uint3 emu_block_idx;
 dim3 emu_block_dim, emu_grid_dim;
 
-static ucontext_t sched;
 static std::vector<emu_thread> threads;
 static std::vector<char *> stacks;
 static const std::function<void()> *body_fn;
@@ -49,12 +48,11 @@ static void die(const char *what) {
 static void entry() {
   (*body_fn)();
   emu_cur->state = DONE;
-  /* uc_link returns to the scheduler */
 }
 
 static void park(int state) {
   emu_cur->state = state;
-  swapcontext(&emu_cur->uc, &sched);
+  emu_fiber_yield(&emu_cur->fb);
 }
 
 void emu_syncthreads() { park(AT_BLOCK); }
@@ -78,11 +76,7 @@ static void run_block(int n) {
     t.tid.x = (unsigned)i % emu_block_dim.x;
     t.tid.y = ((unsigned)i / emu_block_dim.x) % emu_block_dim.y;
     t.tid.z = (unsigned)i / (emu_block_dim.x * emu_block_dim.y);
-    getcontext(&t.uc);
-    t.uc.uc_stack.ss_sp = stacks[i];
-    t.uc.uc_stack.ss_size = STACK;
-    t.uc.uc_link = &sched;
-    makecontext(&t.uc, entry, 0);
+    emu_fiber_init(&t.fb, stacks[i], STACK, entry);
   }
   for (unsigned round = 0;; round++) {
     int ran = 0;
@@ -94,7 +88,7 @@ static void run_block(int n) {
       const int i = round & 1 ? n - 1 - k : k;
       if (threads[i].state == RUN) {
         emu_cur = &threads[i];
-        swapcontext(&sched, &threads[i].uc);
+        emu_fiber_resume(&threads[i].fb);
         ran = 1;
       }
     }

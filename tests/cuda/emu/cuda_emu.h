@@ -5,7 +5,7 @@
  * dynamic shared memory here) and run on host memory.
  *
  * Model. Blocks run one after another; the threads of a block are
- * cooperative fibers (ucontext) that run until they reach a barrier:
+ * cooperative fibers (emu_fiber.h) that run until they reach a barrier:
  *   __syncthreads()      releases when every live thread of the block is there
  *   __shfl_xor_sync()    releases when all 32 lanes of the warp are there (the
  *                        kernels only shuffle with full warps); values pass
