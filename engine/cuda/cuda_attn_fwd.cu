@@ -14,6 +14,9 @@
  *            P = exp(S - max) / sum, the same formula as the CPU, into P
  *            (rows j <= i only, as the CPU) and/or the capture buffer, and
  *            accumulates out = P v. Training also writes the rotated q, k, v.
+ * An inference forward that captures one query row (the analyses) runs the
+ * online kernel on every other query tile and the two-pass kernel on that
+ * row's tile only (two launches; `tile` picks or skips it).
  * Blocks are ordered heaviest query tile first, then head-major, so that
  * the bias rows of a head are read from L2 by all batch rows in flight. */
 #include <math.h>
@@ -28,6 +31,8 @@ struct fwd_args {
   int cap_row; /* -1: every row ([B, H, T, T]); else only this query row ([B, H, 1, T]) */
   int64_t B, T, H, D;
   int hd, nqt;
+  int only; /* >= 0: the grid is B*H blocks, all on this query tile */
+  int skip; /* >= 0: the blocks of this query tile return at once */
 };
 
 enum { FWD_ONLINE = 0, FWD_TWO_PASS = 1 };
@@ -55,7 +60,8 @@ template <int HDP, int MODE> __global__ void __launch_bounds__(AT_THREADS, AT_MI
         *Ps = Vs + AT_TILE * HDP;
   const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
   const int64_t BH = a.B * a.H, blk = blockIdx.x;
-  const int qt = a.nqt - 1 - (int)(blk / BH);
+  const int qt = a.only >= 0 ? a.only : a.nqt - 1 - (int)(blk / BH);
+  if (qt == a.skip) return; /* the whole block: no barrier is left waiting */
   const int64_t rest = blk % BH, h = rest / a.B, b = rest % a.B, bh = b * a.H + h;
   const int64_t T = a.T, D3 = 3 * a.D, q0 = (int64_t)qt * AT_TILE, head = bh * T * a.hd;
   const int hd = a.hd;
@@ -176,7 +182,7 @@ template <int HDP, int MODE> static int launch_fwd(icl_ctx *ctx, const fwd_args 
   static int optin = 0;
   const size_t smem = sizeof(float) * (size_t)(2 * HDP * AT_LD + AT_TILE * HDP + AT_TILE * AT_LD);
   ICL_CU(ctx, "attention forward: shared memory", at_smem_optin(k_attn_fwd<HDP, MODE>, smem, &optin));
-  const int64_t blocks = (int64_t)a.nqt * a.B * a.H;
+  const int64_t blocks = (int64_t)(a.only >= 0 ? 1 : a.nqt) * a.B * a.H;
   icl_launch(k_attn_fwd<HDP, MODE>, (unsigned)blocks, AT_THREADS, smem, ctx->cuda->stream, a);
   ICL_CU_LAUNCHED(ctx, "attention forward");
   return ICL_OK;
@@ -228,5 +234,12 @@ extern "C" int icl_cuda_attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, con
   a.D = s.H * s.hd;
   a.hd = (int)s.hd;
   a.nqt = (int)nqt;
-  return keep || a.cap ? dispatch_fwd<FWD_TWO_PASS>(ctx, a) : dispatch_fwd<FWD_ONLINE>(ctx, a);
+  a.only = a.skip = -1;
+  if (keep || (a.cap && a.cap_row < 0)) return dispatch_fwd<FWD_TWO_PASS>(ctx, a);
+  if (!a.cap) return dispatch_fwd<FWD_ONLINE>(ctx, a);
+  a.skip = a.cap_row / AT_TILE; /* one captured row: two passes for its tile only */
+  int rc = dispatch_fwd<FWD_ONLINE>(ctx, a);
+  a.only = a.skip;
+  a.skip = -1;
+  return rc ? rc : dispatch_fwd<FWD_TWO_PASS>(ctx, a);
 }
