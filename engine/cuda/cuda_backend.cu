@@ -13,6 +13,11 @@
 #include "cuda_internal.cuh"
 #include "icl_cuda.h"
 
+extern "C" {
+#include "models/mamba_kernels.h"
+#include "pe/attn_kernels.h"
+}
+
 #define ICL_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* what cuBLAS suggests for Hopper */
 #define ICL_CUDA_SCRATCH_BYTES ((size_t)1 << 20)
 
@@ -43,8 +48,8 @@ static icl_backend make_table(void) {
   t.nonfinite = icl_cuda_nonfinite;
   /* per-area tables (nn, attn, mamba, task, optim) are added by their areas */
   t.nn = &icl_cuda_nn_kernels;
-  t.attn = NULL;
-  t.mamba = NULL;
+  t.attn = &icl_cuda_attn_kernels;
+  t.mamba = &icl_cuda_mamba_kernels;
   t.task = &icl_cuda_task_kernels;
   t.optim = &icl_cuda_optim_kernels;
   return t;

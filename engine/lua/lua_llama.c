@@ -22,7 +22,8 @@
 
 typedef struct lbias {
   icl_bias_callback cb;
-  lua_State *T; /* runs the callbacks; stack: [1] spec, [2] per-layer tables */
+  lua_State *T;   /* runs the callbacks; stack: [1] spec, [2] per-layer tables */
+  icl_device dev; /* the model's: where the bias and G buffers live */
 } lbias;
 
 static int call_lua(icl_ctx *ctx, lbias *b, int nargs, int nres, const char *what) {
@@ -55,7 +56,7 @@ static int lbias_forward(icl_ctx *ctx, void *ud, int layer, int64_t T, int64_t H
                     (long long)H, (long long)T, (long long)T, sb);
   } else {
     int64_t shape[3] = {H, T, T};
-    icl_tensor *dst = icl_tensor_borrow(ctx, bias, ICL_F32, ICL_CPU, 3, shape);
+    icl_tensor *dst = icl_tensor_borrow(ctx, bias, ICL_F32, b->dev, 3, shape);
     rc = dst ? icl_copy_into(ctx, dst, t) : ctx->errcode;
     icl_tensor_free(ctx, dst);
   }
@@ -74,7 +75,10 @@ static int lbias_backward(icl_ctx *ctx, void *ud, int layer, int64_t T, int64_t 
   }
   lua_pushvalue(L, 1);
   int64_t shape[3] = {H, T, T};
-  icl_tensor *g = icl_tensor_from_host(ctx, G, ICL_F32, ICL_CPU, 3, shape);
+  /* a copy: the Lua side may keep its tensor after the buffer is reused */
+  icl_tensor *gv = icl_tensor_borrow(ctx, (void *)G, ICL_F32, b->dev, 3, shape);
+  icl_tensor *g = gv ? icl_clone(ctx, gv) : NULL;
+  icl_tensor_free(ctx, gv);
   if (!g) {
     lua_settop(L, 2);
     return ctx->errcode;
@@ -201,10 +205,10 @@ static int l_llama_new(lua_State *L) {
   lua_getfield(L, 1, "lua_bias");
   if (!lua_isnil(L, -1)) {
     if (!lua_istable(L, -1)) return luaL_error(L, "llama: lua_bias must be a table");
-    if (dev != ICL_CPU) return luaL_error(L, "llama: a Lua bias runs on the CPU device only");
     if (c.pe.bias != ICL_BIAS_NONE && c.pe.bias != ICL_BIAS_CALLBACK)
       return luaL_error(L, "llama: lua_bias cannot be combined with pe '%s'", icl_pe_name(&c.pe));
     b = make_bias(L, -1, c.heads); /* userdata at the top */
+    b->dev = dev;
     c.pe.bias = ICL_BIAS_CALLBACK;
     c.pe.callback = &b->cb;
   } else if (c.pe.bias == ICL_BIAS_CALLBACK) {

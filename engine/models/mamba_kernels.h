@@ -66,5 +66,8 @@ typedef struct icl_mamba_kernels {
 static inline int64_t icl_mamba_n_ckpt(int64_t T, int64_t Tc) { return (T + Tc - 1) / Tc - 1; }
 
 extern const icl_mamba_kernels icl_cpu_mamba_kernels;
+#ifdef ICL_HAVE_CUDA
+extern const icl_mamba_kernels icl_cuda_mamba_kernels; /* engine/cuda/cuda_mamba_*.cu */
+#endif
 
 #endif

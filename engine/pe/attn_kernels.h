@@ -61,5 +61,8 @@ typedef struct icl_attn_kernels {
 } icl_attn_kernels;
 
 extern const icl_attn_kernels icl_cpu_attn_kernels;
+#ifdef ICL_HAVE_CUDA
+extern const icl_attn_kernels icl_cuda_attn_kernels; /* engine/cuda/cuda_attn_*.cu */
+#endif
 
 #endif
