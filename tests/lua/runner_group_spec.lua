@@ -174,6 +174,34 @@ describe("grouped runs", function()
     assert.is_false(exists(dir .. "/x"))
   end)
 
+  it("a group step allocates nothing in Lua", function()
+    finally(function() collectgarbage("restart") end)
+    local kb = {0, 0} -- sized now: filling it must not allocate inside the measurement
+    local load = require("icl.config").load
+    local over = {"training.max_steps=160", "training.logging_steps=1000", "training.evaluation_strategy=no",
+                  "training.save_strategy=no"}
+    local runs = {}
+    for k, seed in ipairs({1, 2}) do
+      local o = table.move(over, 1, #over, 1, {})
+      o[#o + 1] = "training.seed=" .. seed
+      runs[k] = load(cfg, {overrides = o})
+    end
+    local ok, res = group_here(runs, {run_dirs = {dir .. "/m1", dir .. "/m2"}, progress_every = 1e9, hooks = {
+      before_step = function(s, _, k)
+        if k ~= 1 then return end
+        if s == 50 then
+          collectgarbage("collect")
+          collectgarbage("stop")
+          kb[1] = collectgarbage("count")
+        elseif s == 150 then
+          kb[2] = collectgarbage("count")
+          collectgarbage("restart")
+        end
+      end}})
+    assert.is_true(ok, tostring(res))
+    assert.are.equal(0, kb[2] - kb[1], string.format("100 group steps allocated %.3f KiB", kb[2] - kb[1]))
+  end)
+
   it("the hook sees every run before every step, in order, as train.run's does", function()
     local load = require("icl.config").load
     local seen = {}
