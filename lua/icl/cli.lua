@@ -166,8 +166,12 @@ function handlers.train(a)
   if a.threads then icl.set_num_threads(a.threads) end
   local train = require "icl.train"
   local runs, resume = train_runs(a)
+  local noted = {} -- the seeds of one config would repeat its notes
   for _, r in ipairs(runs) do
-    for _, w in ipairs(r.run._meta and r.run._meta.warnings or {}) do io.stderr:write("note: ", w, "\n") end
+    for _, w in ipairs(r.run._meta and r.run._meta.warnings or {}) do
+      if not noted[w] then io.stderr:write("note: ", w, "\n") end
+      noted[w] = true
+    end
   end
   local opts = {resume = resume, device = a.device, evaluate = not a.no_eval, progress_every = a.progress_every}
   if #runs == 1 and not a.seeds then
