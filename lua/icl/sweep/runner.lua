@@ -89,7 +89,8 @@ local function describe_holder(h)
 end
 runner.describe_holder = describe_holder
 
---- With `group: seeds`: the cells to train with the claimed cell c in one process, c first. They are
+--- With `group: seeds`: the cells to train with the claimed cell c in one process, c included, in grid
+-- order. They are
 -- the queued cells of its task, encoding and size whose newest checkpoint is at c's step (a trainer
 -- group steps its runs together), each claimed here and taken off the queue; at most
 -- runner.GROUP_MAX. Cells that cannot be claimed now stay queued and are handled alone.
