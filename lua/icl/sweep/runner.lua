@@ -90,9 +90,8 @@ end
 runner.describe_holder = describe_holder
 
 --- With `group: seeds`: the cells to train with the claimed cell c in one process, c included, in grid
--- order. They are
--- the queued cells of its task, encoding and size whose newest checkpoint is at c's step (a trainer
--- group steps its runs together), each claimed here and taken off the queue; at most
+-- order: c and the queued cells of its task, encoding and size whose newest checkpoint is at c's step
+-- (a trainer group steps its runs together), each claimed here and taken off the queue; at most
 -- runner.GROUP_MAX. Cells that cannot be claimed now stay queued and are handled alone.
 runner.GROUP_MAX = 64 -- as many runs as one group step takes (engine/models/group.h)
 function runner.claim_group(c, lock, info, queue, deferred, opts)
