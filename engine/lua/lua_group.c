@@ -12,7 +12,7 @@
 icl_task *icl_lua_check_task_sampler(lua_State *L, int idx);
 icl_adamw *icl_lua_check_adamw(lua_State *L, int idx);
 
-#define GROUP_MAX 64
+#define GROUP_MAX ICL_GROUP_MAX
 
 static int l_group_step(lua_State *L) {
   static const char *const kinds[] = {"mse", "bce", NULL};

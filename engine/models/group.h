@@ -1,12 +1,16 @@
 /* Several runs of one shape trained in one process: K models with the same
  * shapes, each with its own parameters, optimiser and data seed, advance one
- * step together (sample -> forward -> loss -> backward -> AdamW). */
+ * step together (sample -> forward -> loss -> backward -> AdamW). Each model
+ * computes exactly what it computes trained alone with one thread. */
 #ifndef ICL_GROUP_H
 #define ICL_GROUP_H
 
 #include "models/model.h"
 #include "optim/adamw.h"
 #include "tasks/tasks.h"
+
+/* At most this many models in one step (their contexts are copied onto the stack). */
+#define ICL_GROUP_MAX 64
 
 /* draws[k] says which prompts model k trains on; loss_out[k] (one float on
  * the model's device, may be NULL) gets its mean loss. */

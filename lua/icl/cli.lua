@@ -23,10 +23,14 @@ local function parser()
   tr:option("--set", "Override a config value, e.g. --set training.max_steps=100 (repeatable). With --resume " ..
             "only keys that keep the run the same run: training.max_steps, the logging/eval/save cadence, eval.*.")
     :count("*")
-  tr:option("--resume", "Continue the run in this directory from its newest valid checkpoint, bit for bit.")
-    :argname("<run_dir>")
+  tr:option("--resume", "Continue the run in this directory from its newest valid checkpoint, bit for bit. " ..
+            "Repeated: the runs of a group (--seeds) continue together.")
+    :argname("<run_dir>"):count("*")
   tr:option("--run-dir", "Write the run here instead of models/<task>/<dims>/<date>/<uid>/ (an existing run " ..
-            "directory with the same config is resumed).")
+            "directory with the same config is resumed). With --seeds: once per seed, in order.")
+    :count("*")
+  tr:option("--seeds", "Train these seeds of the config (e.g. 0,1,2) as one group in this process: one run " ..
+            "directory each, stepping together (docs/runner.md, \"Grouped runs\").")
   tr:flag("--no-eval", "Skip the evaluation after training.")
   tr:option("--progress-every", "Seconds between progress lines when stderr is not a terminal (default 10).")
     :convert(tonumber)
@@ -90,39 +94,103 @@ end
 
 local handlers = {}
 
+-- "0,1,2" -> {0, 1, 2}
+local function parse_seeds(text)
+  local out, seen = {}, {}
+  for item in tostring(text):gmatch("[^,]+") do
+    local n = math.tointeger(tonumber(item:match("^%s*(.-)%s*$")))
+    if not n or n < 0 then fail("train --seeds " .. text .. ": expected non-negative integers separated by commas") end
+    if seen[n] then fail("train --seeds " .. text .. ": seed " .. n .. " is given twice") end
+    out[#out + 1], seen[n] = n, true
+  end
+  if #out == 0 then fail("train --seeds: no seed given") end
+  return out
+end
+
+-- the runs a train command names: {run =, dir =} each, and whether they are resumed
+local function train_runs(a)
+  local io_ = require "icl.io"
+  local resume, run_dirs = a.resume or {}, a.run_dir or {}
+  if type(resume) == "string" then resume = {resume} end
+  if type(run_dirs) == "string" then run_dirs = {run_dirs} end
+  local runs = {}
+  if #resume > 0 then
+    if a.seeds then fail("train: --seeds starts new runs; --resume continues runs, each with its own seed") end
+    if #run_dirs > 0 then fail("train: --run-dir and --resume both name a run directory; give one") end
+    if a.config and (#resume > 1 or a.config:gsub("/+$", "") ~= resume[1]:gsub("/+$", "")) then
+      fail("train: give either a config file or --resume RUN_DIR, not both (a resumed run keeps its own config)")
+    end
+    require("icl.train").check_resume_overrides(a.set)
+    for _, d in ipairs(resume) do
+      local dir = d:gsub("/+$", "")
+      if not io_.file_exists(dir) then fail("train --resume: " .. dir .. ": no such directory") end
+      if not io_.file_exists(dir .. "/config.yaml") then fail(dir .. " is not a run directory (no config.yaml)") end
+      runs[#runs + 1] = {run = load_config(dir .. "/config.yaml", a.set), dir = dir}
+    end
+    return runs, true
+  end
+  if not a.config then fail("train: give a config file (or --resume RUN_DIR)") end
+  local exists, kind = io_.file_exists(a.config)
+  if not exists then fail("train: " .. a.config .. ": no such config file") end
+  if kind == "directory" then
+    if io_.file_exists(a.config .. "/config.yaml") then
+      fail("train: " .. a.config .. " is a run directory; to continue it, use icl train --resume " .. a.config)
+    end
+    fail("train: " .. a.config .. " is a directory, not a config file")
+  end
+  if not a.seeds then
+    if #run_dirs > 1 then fail("train: --run-dir is given " .. #run_dirs .. " times; one run has one directory " ..
+      "(several runs: --seeds)") end
+    return {{run = load_config(a.config, a.set), dir = run_dirs[1]}}, false
+  end
+  local seeds = parse_seeds(a.seeds)
+  for _, s in ipairs(a.set or {}) do
+    if tostring(s):match("^%s*training%.seed%s*=") then
+      fail("train: --set " .. s .. " and --seeds both set the seed; give the seeds with --seeds")
+    end
+  end
+  if #run_dirs > 0 and #run_dirs ~= #seeds then
+    fail(string.format("train: %d seeds but %d --run-dir; give one --run-dir per seed, or none", #seeds, #run_dirs))
+  end
+  for k, seed in ipairs(seeds) do
+    local set = {}
+    for i, s in ipairs(a.set or {}) do set[i] = s end
+    set[#set + 1] = "training.seed=" .. seed
+    runs[k] = {run = load_config(a.config, set), dir = run_dirs[k]}
+  end
+  return runs, false
+end
+
 function handlers.train(a)
   local icl = require "icl"
   if a.threads then icl.set_num_threads(a.threads) end
   local train = require "icl.train"
-  local io_ = require "icl.io"
-  local run, dir
-  if a.resume then
-    dir = a.resume:gsub("/+$", "")
-    if a.config and a.config:gsub("/+$", "") ~= dir then
-      fail("train: give either a config file or --resume RUN_DIR, not both (a resumed run keeps its own config)")
+  local runs, resume = train_runs(a)
+  local noted = {} -- the seeds of one config would repeat its notes
+  for _, r in ipairs(runs) do
+    for _, w in ipairs(r.run._meta and r.run._meta.warnings or {}) do
+      if not noted[w] then io.stderr:write("note: ", w, "\n") end
+      noted[w] = true
     end
-    if a.run_dir then fail("train: --run-dir and --resume both name a run directory; give one") end
-    if not io_.file_exists(dir) then fail("train --resume: " .. dir .. ": no such directory") end
-    if not io_.file_exists(dir .. "/config.yaml") then fail(dir .. " is not a run directory (no config.yaml)") end
-    train.check_resume_overrides(a.set)
-    run = load_config(dir .. "/config.yaml", a.set)
-  else
-    if not a.config then fail("train: give a config file (or --resume RUN_DIR)") end
-    local exists, kind = io_.file_exists(a.config)
-    if not exists then fail("train: " .. a.config .. ": no such config file") end
-    if kind == "directory" then
-      if io_.file_exists(a.config .. "/config.yaml") then
-        fail("train: " .. a.config .. " is a run directory; to continue it, use icl train --resume " .. a.config)
-      end
-      fail("train: " .. a.config .. " is a directory, not a config file")
-    end
-    run = load_config(a.config, a.set)
-    dir = a.run_dir
   end
-  for _, w in ipairs(run._meta and run._meta.warnings or {}) do io.stderr:write("note: ", w, "\n") end
-  local res = train.run(run, {run_dir = dir, resume = a.resume ~= nil, device = a.device, evaluate = not a.no_eval,
-                              progress_every = a.progress_every})
-  print(res.run_dir)
+  local opts = {resume = resume, device = a.device, evaluate = not a.no_eval, progress_every = a.progress_every}
+  if #runs == 1 and not a.seeds then
+    opts.run_dir = runs[1].dir
+    print(train.run(runs[1].run, opts).run_dir)
+    return
+  end
+  local list, dirs = {}, {}
+  for k, r in ipairs(runs) do list[k], dirs[k] = r.run, r.dir end
+  if #dirs == #list then opts.run_dirs = dirs end
+  local results = train.run_group(list, opts)
+  local failed = {}
+  for _, r in ipairs(results) do
+    if r.failed then failed[#failed + 1] = r.run_dir .. ": " .. r.error else print(r.run_dir) end
+  end
+  if #failed > 0 then
+    fail(string.format("%d of the group's %d runs failed (the others finished):\n  %s", #failed, #results,
+      table.concat(failed, "\n  ")))
+  end
 end
 
 local function analysis(name, fn)

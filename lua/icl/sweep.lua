@@ -89,14 +89,30 @@ function sweep.run(spec, opts)
   local train_cmd = sweep.train_cmd(s)
   if opts.dry_run then
     local col = status.collect(s, cells)
+    local function show(argv)
+      for i, w in ipairs(argv) do argv[i] = slurm.quote(w) end
+      out:write("      " .. table.concat(argv, " ") .. "\n")
+    end
+    local groups, order = {}, {}
     for _, e in ipairs(col.cells) do
       local st = e.info.state
       local todo = st == "pending" or st == "interrupted" or (st == "failed" and opts.retry_failed)
       out:write(string.format("%4d  %-12s %s\n", e.cell.index, st, e.cell.id))
-      if todo then
-        local argv = grid.train_argv(s, e.cell, train_cmd)
-        for i, w in ipairs(argv) do argv[i] = slurm.quote(w) end
-        out:write("      " .. table.concat(argv, " ") .. "\n")
+      if todo and s.group then
+        -- as the runner groups them: one task, encoding and size, at the same step
+        local key = e.cell.group .. "@" .. cellm.checkpoint_step(e.cell)
+        if not groups[key] then groups[key], order[#order + 1] = {}, key end
+        table.insert(groups[key], e.cell)
+      elseif todo then
+        show(grid.train_argv(s, e.cell, train_cmd))
+      end
+    end
+    for _, key in ipairs(order) do
+      local list = groups[key]
+      for k = 1, #list, runner.GROUP_MAX do
+        local part = table.move(list, k, math.min(#list, k + runner.GROUP_MAX - 1), 1, {})
+        out:write(string.format("group of %d:\n", #part))
+        show(#part > 1 and grid.group_argv(s, part, train_cmd) or grid.train_argv(s, part[1], train_cmd))
       end
     end
     return col

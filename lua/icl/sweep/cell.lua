@@ -200,11 +200,69 @@ function cell.start(c, lock, info, argv, opts)
   return run
 end
 
+--- the step of the cell's newest checkpoint (0 when none): the step its trainer resumes from when
+-- that checkpoint is sound
+function cell.checkpoint_step(c)
+  local best = 0
+  for _, name in ipairs(files.list(c.dir)) do
+    local n = tonumber(name:match("^checkpoint%-(%d+)%.safetensors$"))
+    if n and n > best then best = n end
+  end
+  return best
+end
+
+--- start one trainer for several claimed cells (a group: members = {{cell, lock, info}}, in order).
+-- Its output goes to the first cell's train.log; each other cell's train.log says where. Every cell
+-- gets its own attempt records and keeps its lock, which the trainer inherits. Returns a handle
+-- {cell = the first cell, members = {run handles as cell.start's}, pid}; a trainer that cannot be
+-- started is recorded as a failed attempt of every cell, and returned with .result set.
+function cell.start_group(members, argv, opts)
+  opts = opts or {}
+  local me = core.getpid()
+  local started, t0 = now_iso(), core.wall_time()
+  local log = cell.log_path(members[1].cell)
+  local ids, locks, runs = {}, {}, {}
+  for i, m in ipairs(members) do ids[i], locks[i] = m.cell.id, m.lock end
+  for i, m in ipairs(members) do
+    local c = m.cell
+    local attempt = (m.info.attempts or 0) + 1
+    runs[i] = {cell = c, lock = m.lock, attempt = attempt, t0 = t0, started = started, log = log, grouped = true}
+    files.append(cell.log_path(c), string.format("\n==== icl sweep %s: attempt %d on %s at %s (%s), in one process " ..
+      "with %s%s\n", opts.sweep or "", attempt, here(), started, m.info.state == "pending" and "new run" or
+      ("was " .. m.info.state), table.concat(ids, ", "), i > 1 and ("; its output is in " .. log) or ""))
+  end
+  local ok, pid = pcall(core.spawn, argv, {log = log, env = opts.env, inherit = locks, die_with_parent = true,
+                                          new_group = true})
+  local handle = {cell = members[1].cell, members = runs, t0 = t0}
+  for _, r in ipairs(runs) do
+    local c = r.cell
+    if ok then
+      r.pid = pid
+      r.lock:write(json.encode({pid = pid, sweep_pid = me, host = here(), since = started, attempt = r.attempt,
+                                group = ids}) .. "\n")
+    end
+    record(c, {event = "start", attempt = r.attempt, pid = ok and pid or nil, host = here(), time = started,
+               argv = argv, sweep = opts.sweep, group = ids})
+    if not ok then
+      files.append(cell.log_path(c), tostring(pid) .. "\n")
+      record(c, {event = "end", attempt = r.attempt, ok = false, error = tostring(pid), time = now_iso(), seconds = 0})
+      r.lock:write("")
+      r.lock:release()
+    end
+  end
+  if not ok then
+    handle.result = {ok = false, error = tostring(pid)}
+    return handle
+  end
+  handle.pid = pid
+  return handle
+end
+
 --- the error of a failed attempt: status.json's, else the log's last lines
-local function error_of(c, st, w)
+local function error_of(c, st, w, log)
   if st and st.state == "failed" and st.error then return tostring(st.error) end
   local how = w.code and ("exit " .. w.code) or ("killed by signal " .. tostring(w.signal))
-  local lines = files.tail(cell.log_path(c), 2)
+  local lines = files.tail(log or cell.log_path(c), 2)
   if #lines > 0 then return how .. ": " .. table.concat(lines, " | "):sub(1, 400) end
   return how
 end
@@ -215,7 +273,8 @@ function cell.finish(run, w)
   local c = run.cell
   local st = cell.status(c)
   local res = {code = w.code, signal = w.signal, seconds = core.wall_time() - run.t0}
-  if w.code == 0 and st and st.state == "finished" then
+  -- a run of a group is judged by its own status: the trainer exits 1 when any of its runs failed
+  if (w.code == 0 or run.grouped) and st and st.state == "finished" then
     res.ok = true
   else
     res.ok = false
@@ -223,7 +282,7 @@ function cell.finish(run, w)
       res.error = string.format("the trainer exited 0 but %s", st and ("status.json says '" .. tostring(st.state) ..
         "'") or "wrote no status.json")
     else
-      res.error = error_of(c, st, w)
+      res.error = error_of(c, st, w, run.log)
     end
   end
   record(c, {event = "end", attempt = run.attempt, pid = run.pid, ok = res.ok, code = w.code, signal = w.signal,

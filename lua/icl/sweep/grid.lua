@@ -88,6 +88,41 @@ function grid.train_argv(s, c, train_cmd)
   return argv
 end
 
+--- argv of one trainer for several cells that differ only in their seed (a group, see runner.lua):
+-- train_cmd CONFIG --set k=v ... --seeds S1,S2,... --run-dir DIR1 --run-dir DIR2 ... [--device D] [--no-eval]
+function grid.group_argv(s, cells, train_cmd)
+  local first = cells[1]
+  local argv = {}
+  for _, w in ipairs(train_cmd) do argv[#argv + 1] = w end
+  argv[#argv + 1] = first.config
+  for _, o in ipairs(first.overrides) do
+    if not o:match("^training%.seed=") then
+      argv[#argv + 1] = "--set"
+      argv[#argv + 1] = o
+    end
+  end
+  local seeds = {}
+  for i, c in ipairs(cells) do
+    if c.group ~= first.group or c.config ~= first.config then
+      error(string.format("sweep: cells %s and %s differ in more than the seed; they cannot train as one group",
+        first.id, c.id), 0)
+    end
+    seeds[i] = tostring(c.seed)
+  end
+  argv[#argv + 1] = "--seeds"
+  argv[#argv + 1] = table.concat(seeds, ",")
+  for _, c in ipairs(cells) do
+    argv[#argv + 1] = "--run-dir"
+    argv[#argv + 1] = c.dir
+  end
+  if s.device then
+    argv[#argv + 1] = "--device"
+    argv[#argv + 1] = s.device
+  end
+  if not s.eval then argv[#argv + 1] = "--no-eval" end
+  return argv
+end
+
 --- what grid.json records: enough to check that a later expansion (a Slurm
 -- array task) still means the same cells
 function grid.describe(s, cells)

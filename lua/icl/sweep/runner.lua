@@ -3,7 +3,10 @@
 -- and a record of every attempt. Cells that are finished are skipped; cells
 -- that another process is working on are skipped and reported; interrupted
 -- cells are started again (the trainer resumes from the newest checkpoint);
--- failed cells are retried only with retry_failed.
+-- failed cells are retried only with retry_failed. With `group: seeds`,
+-- the seeds of one task, encoding and size that are at the same step train
+-- in one trainer process (icl train --seeds, docs/runner.md "Grouped
+-- runs"), which takes one of the `jobs` slots.
 local core = require "icl.core"
 local files = require "icl.sweep.files"
 local grid = require "icl.sweep.grid"
@@ -86,6 +89,32 @@ local function describe_holder(h)
 end
 runner.describe_holder = describe_holder
 
+--- With `group: seeds`: the cells to train with the claimed cell c in one process, c included, in grid
+-- order: c and the queued cells of its task, encoding and size whose newest checkpoint is at c's step
+-- (a trainer group steps its runs together), each claimed here and taken off the queue; at most
+-- runner.GROUP_MAX. Cells that cannot be claimed now stay queued and are handled alone.
+runner.GROUP_MAX = 64 -- as many runs as one group step takes (engine/models/group.h)
+function runner.claim_group(c, lock, info, queue, deferred, opts)
+  local members = {{cell = c, lock = lock, info = info}}
+  local step = cellm.checkpoint_step(c)
+  local i = 1
+  while i <= #queue and #members < runner.GROUP_MAX do
+    local o = queue[i]
+    local taken = false
+    if o.group == c.group and o.config == c.config and not deferred[o.index] and cellm.checkpoint_step(o) == step then
+      local olock, oinfo = cellm.claim(o, {retry_failed = opts.retry_failed})
+      if olock then
+        members[#members + 1] = {cell = o, lock = olock, info = oinfo}
+        table.remove(queue, i)
+        taken = true
+      end
+    end
+    if not taken then i = i + 1 end
+  end
+  table.sort(members, function(a, b) return a.cell.index < b.cell.index end)
+  return members
+end
+
 --- run the cells. opts: jobs, retry_failed, train_cmd (argv prefix), out
 -- (stream, default stderr), tty (default: out is a terminal), poll
 -- (seconds). Returns a report: {started, finished, failed = {{cell, error,
@@ -131,9 +160,11 @@ function runner.run(s, cells, opts)
   local function status_line()
     local parts = {}
     for _, r in ipairs(running) do
-      local st = cellm.status(r.cell)
-      local step = st and st.step
-      parts[#parts + 1] = r.cell.id .. (step and st.max_steps and string.format(" %d/%d", step, st.max_steps) or "")
+      for _, m in ipairs(r.members or {r}) do
+        local st = cellm.status(m.cell)
+        local step = st and st.step
+        parts[#parts + 1] = m.cell.id .. (step and st.max_steps and string.format(" %d/%d", step, st.max_steps) or "")
+      end
     end
     return string.format("[%s] %d/%d finished · %d running · %d failed · %d queued%s · %s%s", s.name,
       rep.already + rep.finished, #cells, #running, #rep.failed, #queue,
@@ -184,19 +215,38 @@ function runner.run(s, cells, opts)
         end
       else
         local gpu = #gpus > 0 and pick_gpu() or nil
-        local r = cellm.start(c, lock, info, grid.train_argv(s, c, train_cmd),
-                              {env = runner.child_env(s, jobs, gpu), sweep = s.name})
+        local members = s.group and runner.claim_group(c, lock, info, queue, deferred, opts) or {}
+        local r
+        if #members > 1 then
+          local list = {}
+          for i, m in ipairs(members) do list[i] = m.cell end
+          r = cellm.start_group(members, grid.group_argv(s, list, train_cmd),
+                                {env = runner.child_env(s, jobs, gpu), sweep = s.name})
+        else
+          r = cellm.start(c, lock, info, grid.train_argv(s, c, train_cmd),
+                          {env = runner.child_env(s, jobs, gpu), sweep = s.name})
+        end
+        local how = info.state == "pending" and "new" or
+          (info.state == "failed" and "retrying" or "resuming, was " .. info.state)
         if r.result then
-          rep.failed[#rep.failed + 1] = {cell = c, error = r.result.error, log = cellm.log_path(c)}
-          say(string.format("FAILED %s: %s", c.id, r.result.error))
+          for _, m in ipairs(r.members or {r}) do
+            rep.failed[#rep.failed + 1] = {cell = m.cell, error = r.result.error, log = cellm.log_path(m.cell)}
+            say(string.format("FAILED %s: %s", m.cell.id, r.result.error))
+          end
         else
           r.gpu = gpu
           if gpu then gpu_load[gpu] = gpu_load[gpu] + 1 end
           running[#running + 1] = r
-          rep.started = rep.started + 1
-          say(string.format("start %s (%s, pid %d%s)", c.id, info.state == "pending" and "new" or
-            (info.state == "failed" and "retrying" or "resuming, was " .. info.state), r.pid,
-            gpu and (", GPU " .. gpu) or ""))
+          if r.members then
+            local ids = {}
+            for i, m in ipairs(r.members) do ids[i] = m.cell.id end
+            rep.started = rep.started + #r.members
+            say(string.format("start %s in one process (%s, pid %d%s)", table.concat(ids, ", "), how, r.pid,
+              gpu and (", GPU " .. gpu) or ""))
+          else
+            rep.started = rep.started + 1
+            say(string.format("start %s (%s, pid %d%s)", c.id, how, r.pid, gpu and (", GPU " .. gpu) or ""))
+          end
         end
       end
     end
@@ -208,14 +258,17 @@ function runner.run(s, cells, opts)
       if w then
         table.remove(running, i)
         if r.gpu then gpu_load[r.gpu] = gpu_load[r.gpu] - 1 end
-        local res = cellm.finish(r, w)
         changed = true
-        if res.ok then
-          rep.finished = rep.finished + 1
-          say(string.format("done %s in %s", r.cell.id, fmt_time(res.seconds)))
-        else
-          rep.failed[#rep.failed + 1] = {cell = r.cell, error = res.error, log = cellm.log_path(r.cell)}
-          say(string.format("FAILED %s: %s (log: %s)", r.cell.id, res.error, cellm.log_path(r.cell)))
+        for _, m in ipairs(r.members or {r}) do
+          local res = cellm.finish(m, w)
+          if res.ok then
+            rep.finished = rep.finished + 1
+            say(string.format("done %s in %s", m.cell.id, fmt_time(res.seconds)))
+          else
+            local log = m.log or cellm.log_path(m.cell)
+            rep.failed[#rep.failed + 1] = {cell = m.cell, error = res.error, log = log}
+            say(string.format("FAILED %s: %s (log: %s)", m.cell.id, res.error, log))
+          end
         end
       end
     end

@@ -13,7 +13,7 @@ spec.encodings = {"nope", "rope", "alibi", "fire", "yarn", "dynamic_yarn", "mamb
 local TOP_KEYS = {name = true, description = true, output_dir = true, config = true, tasks = true, encodings = true,
                   sizes = true, seeds = true, overrides = true, device = true, eval = true, jobs = true,
                   per_gpu = true, gpus = true, size_presets = true, summary = true, slurm = true, train_cmd = true,
-                  env = true}
+                  env = true, group = true}
 local SLURM_KEYS = {partition = true, time = true, cpus_per_task = true, mem = true, gres = true, array_limit = true,
                     account = true, qos = true, extra = true, summary_time = true}
 local SUMMARY_KEYS = {keys = true, compare = true}
@@ -205,6 +205,11 @@ function spec.normalise(t, path)
   if t.eval ~= nil and type(t.eval) ~= "boolean" then fail(path, "'eval' must be true or false") end
   s.eval = t.eval ~= false
   s.jobs = positive_int(path, t.jobs, "jobs")
+  -- group: seeds trains the seeds of a (task, encoding, size) that are at the same step in one process
+  if t.group ~= nil and t.group ~= false and t.group ~= "seeds" and t.group ~= "none" then
+    fail(path, "'group' must be seeds or none (got %s)", tostring(t.group))
+  end
+  s.group = t.group == "seeds" and "seeds" or nil
   s.per_gpu = positive_int(path, t.per_gpu, "per_gpu") or 1
   if t.gpus ~= nil then
     if type(t.gpus) ~= "table" then fail(path, "'gpus' must be a list of GPU indices") end
