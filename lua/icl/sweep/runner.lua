@@ -180,10 +180,15 @@ function runner.run(s, cells, opts)
     return best
   end
 
-  -- A cell whose lock is held although no holder process is alive belongs
-  -- to a process that is still exiting (a sweep killed a moment ago, whose
-  -- trainers are going down): it is tried again for a few seconds.
+  -- A cell whose lock is held although no holder process is alive, or whose
+  -- holder is the trainer of a sweep that is gone, belongs to a process that
+  -- is still exiting (a sweep killed a moment ago, whose trainers get SIGTERM
+  -- from the kernel as their parent dies): it is tried again for a few seconds.
   local grace, deferred = opts.grace or 10, {}
+  local function exiting(h)
+    if not h then return true end
+    return not h.remote and h.source == "sweep" and h.sweep_pid ~= nil and not cellm.alive(h.sweep_pid)
+  end
   local function next_ready(now)
     for i, c in ipairs(queue) do
       local d = deferred[c.index]
@@ -203,8 +208,7 @@ function runner.run(s, cells, opts)
         local d = deferred[c.index]
         if why == "finished" then
           rep.already = rep.already + 1
-        elseif why == "busy" and not (info and info.holder and not info.holder.remote) and
-               (not d or now < d.deadline) then
+        elseif why == "busy" and exiting(info and info.holder) and (not d or now < d.deadline) then
           deferred[c.index] = {retry_at = now + 0.5, deadline = d and d.deadline or now + grace}
           queue[#queue + 1] = c
         elseif why == "busy" then
