@@ -11,34 +11,13 @@
 
 #include "cuda_internal.cuh"
 #include "cuda_launch.cuh"
+#include "cuda_nn_math.cuh"
 
 extern "C" {
 #include "models/mamba_kernels.h"
 }
 
 #define CM_LOG2E 1.44269504088896341f
-
-/* icl_v8_exp: Cody-Waite reduction and a degree-6 polynomial, x clamped to [-87, 88] */
-__device__ __forceinline__ float cm_exp(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float magic = 12582912.0f;
-  float t = __fadd_rn(__fmul_rn(x, 1.44269504088896341f), magic);
-  float n = __fsub_rn(t, magic);
-  int ni = __float_as_int(t) - __float_as_int(magic);
-  float r = __fsub_rn(__fsub_rn(x, __fmul_rn(n, 0.693359375f)), __fmul_rn(n, -2.12194440e-4f));
-  float p = 1.9875691500e-4f;
-  p = __fadd_rn(__fmul_rn(p, r), 1.3981999507e-3f);
-  p = __fadd_rn(__fmul_rn(p, r), 8.3334519073e-3f);
-  p = __fadd_rn(__fmul_rn(p, r), 4.1665795894e-2f);
-  p = __fadd_rn(__fmul_rn(p, r), 1.6666665459e-1f);
-  p = __fadd_rn(__fmul_rn(p, r), 5.0000001201e-1f);
-  p = __fadd_rn(__fadd_rn(__fmul_rn(p, __fmul_rn(r, r)), r), 1.0f);
-  return __fmul_rn(p, __int_as_float((ni + 127) << 23));
-}
-
-/* icl_v8_sigmoid: 1 / (1 + exp(-x)) with the IEEE division */
-__device__ __forceinline__ float cm_sigmoid(float x) { return __fdiv_rn(1.0f, __fadd_rn(1.0f, cm_exp(-x))); }
 
 /* v8_exp2: x clamped to [-126, 127] (NaN -> -126, as maxps), x = n + f, a
  * degree-5 polynomial in f times 2^n */
@@ -78,7 +57,7 @@ __device__ __forceinline__ float cm_log_ge1(float x) {
 
 /* v8_softplus with PyTorch's threshold 20; *sig = d softplus / dx */
 __device__ __forceinline__ float cm_softplus(float x, float *sig) {
-  float e = cm_exp(fminf(x, 20.0f));
+  float e = icl_nn_v8_exp(fminf(x, 20.0f));
   float u = __fadd_rn(1.0f, e), um1 = __fsub_rn(u, 1.0f);
   int tiny = um1 == 0.0f;
   float l = __fmul_rn(cm_log_ge1(u), __fdiv_rn(e, tiny ? 1.0f : um1));

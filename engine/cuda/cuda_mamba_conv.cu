@@ -31,7 +31,7 @@ __global__ void __launch_bounds__(ICL_CUDA_THREADS) k_conv_fwd(conv_args a, floa
   for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += step) {
     int64_t row = idx / a.E, e = idx - row * a.E, bb = row / a.T, t = row - bb * a.T;
     float xc = conv_at(a, bb, t, e);
-    u[idx] = __fmul_rn(xc, cm_sigmoid(xc));
+    u[idx] = __fmul_rn(xc, icl_nn_v8_sigmoid(xc));
   }
 }
 
@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(ICL_CUDA_THREADS) k_conv_dxc(conv_args a, floa
   for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += step) {
     int64_t row = idx / a.E, e = idx - row * a.E, bb = row / a.T, t = row - bb * a.T;
     float xc = conv_at(a, bb, t, e);
-    du[idx] = __fmul_rn(du[idx], cm_dsilu(xc, cm_sigmoid(xc)));
+    du[idx] = __fmul_rn(du[idx], cm_dsilu(xc, icl_nn_v8_sigmoid(xc)));
   }
 }
 

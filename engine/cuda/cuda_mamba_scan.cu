@@ -56,7 +56,7 @@ template <int NL, int NPL> __global__ void __launch_bounds__(SC_THREADS) k_scan_
       if (ee >= E) continue;
       const float y = __fadd_rn(s_y[it], __fmul_rn(p.D[ee], s_u[it]));
       const float z = p.z[row * p.ld_z + ee];
-      p.out[row * E + ee] = __fmul_rn(y, __fmul_rn(z, cm_sigmoid(z)));
+      p.out[row * E + ee] = __fmul_rn(y, __fmul_rn(z, icl_nn_v8_sigmoid(z)));
     }
     __syncthreads();
   }

@@ -85,7 +85,7 @@ __device__ __forceinline__ void sc_lanes(const scan_p &p, int64_t e, int lane, f
   for (int q = 0; q < NPL; q++) {
     const int64_t n = (int64_t)q * NL + lane;
     nv[q] = e < p.E && n < p.N;
-    A[q] = nv[q] ? -cm_exp(p.A_log[e * p.N + n]) : -1.0f;
+    A[q] = nv[q] ? -icl_nn_v8_exp(p.A_log[e * p.N + n]) : -1.0f;
     A2[q] = __fmul_rn(A[q], CM_LOG2E);
   }
 }

@@ -113,7 +113,7 @@ template <int NL, int NPL> __global__ void __launch_bounds__(SC_THREADS, 1) k_sc
         float gy = 0.0f;
         if (i < len && ee < E) {
           const float y = __fadd_rn(s_y[it], __fmul_rn(p.D[ee], s_u[it]));
-          const float z = p.z[row * p.ld_z + ee], sz = cm_sigmoid(z), silu = __fmul_rn(z, sz);
+          const float z = p.z[row * p.ld_z + ee], sz = icl_nn_v8_sigmoid(z), silu = __fmul_rn(z, sz);
           const float go = p.dout[row * E + ee];
           p.out[row * E + ee] = __fmul_rn(y, silu);
           p.dz[row * p.ld_z + ee] = __fmul_rn(__fmul_rn(go, y), cm_dsilu(z, sz));
