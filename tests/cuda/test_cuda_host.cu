@@ -21,24 +21,7 @@ extern "C" int icl_errorf(icl_ctx *ctx, int code, const char *fmt, ...) {
   return code;
 }
 
-static int failures = 0, passed = 0, failed = 0;
-#define EXPECT(cond, ...)                                                                                    \
-  do {                                                                                                       \
-    if (!(cond)) {                                                                                           \
-      if (failures++ < 10) {                                                                                 \
-        fprintf(stderr, "  FAIL %s:%d: ", __FILE__, __LINE__);                                               \
-        fprintf(stderr, __VA_ARGS__);                                                                        \
-        fprintf(stderr, "\n");                                                                               \
-      }                                                                                                      \
-    }                                                                                                        \
-  } while (0)
-
-static void run(const char *name, void (*fn)(void)) {
-  failures = 0;
-  fn();
-  if (failures) failed++, printf("not ok - %s (%d failed checks)\n", name, failures);
-  else passed++, printf("ok - %s\n", name);
-}
+#include "host_check.h"
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
 static uint64_t next_u64(void) {

@@ -21,26 +21,7 @@ extern "C" {
 #include "tasks/task_kernels.h"
 }
 
-static int failures = 0, passed = 0, failed = 0;
-#define EXPECT(cond, ...)                                                                                              \
-  do {                                                                                                                 \
-    if (!(cond)) {                                                                                                     \
-      if (failures++ < 10) {                                                                                           \
-        fprintf(stderr, "  FAIL %s:%d: ", __FILE__, __LINE__);                                                         \
-        fprintf(stderr, __VA_ARGS__);                                                                                  \
-        fprintf(stderr, "\n");                                                                                         \
-      }                                                                                                                \
-    }                                                                                                                  \
-  } while (0)
-
-static void run(const char *name, void (*fn)(void)) {
-  failures = 0;
-  fn();
-  if (failures)
-    failed++, printf("not ok - %s (%d failed checks)\n", name, failures);
-  else
-    passed++, printf("ok - %s\n", name);
-}
+#include "host_check.h"
 
 static icl_ctx *ctx;
 
