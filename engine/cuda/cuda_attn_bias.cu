@@ -108,18 +108,13 @@ __global__ void __launch_bounds__(ICL_CUDA_THREADS) k_fire_fwd(fire_args a) {
   }
 }
 
-static int fire_fwd(icl_ctx *ctx, float *bias, const float *W1, const float *b1, const float *W2, const float *b2,
-                    const float *c, const float *Lmult, float L_init, float eps, int64_t W, int64_t H, int64_t T,
-                    float mult) {
-  if (W > FIRE_MAX_W) return icl_errorf(ctx, ICL_EINVAL, "FIRE: mlp width %lld > %d", (long long)W, FIRE_MAX_W);
-  if (T <= 0 || H <= 0) return ICL_OK;
-  icl_cuda_state *st = ctx->cuda;
+/* the fields both directions read: the MLP, the distance transform, the shape */
+static fire_args fire_pack(const float *W1, const float *b1, const float *W2, const float *c, const float *Lmult,
+                           float L_init, float eps, int64_t W, int64_t H, int64_t T, float mult) {
   fire_args a = {};
-  a.bias = bias;
   a.W1 = W1;
   a.b1 = b1;
   a.W2 = W2;
-  a.b2 = b2;
   a.c = c;
   a.Lm = Lmult;
   a.L_init = L_init;
@@ -128,6 +123,18 @@ static int fire_fwd(icl_ctx *ctx, float *bias, const float *W1, const float *b1,
   a.W = W;
   a.H = H;
   a.T = T;
+  return a;
+}
+
+static int fire_fwd(icl_ctx *ctx, float *bias, const float *W1, const float *b1, const float *W2, const float *b2,
+                    const float *c, const float *Lmult, float L_init, float eps, int64_t W, int64_t H, int64_t T,
+                    float mult) {
+  if (W > FIRE_MAX_W) return icl_errorf(ctx, ICL_EINVAL, "FIRE: mlp width %lld > %d", (long long)W, FIRE_MAX_W);
+  if (T <= 0 || H <= 0) return ICL_OK;
+  icl_cuda_state *st = ctx->cuda;
+  fire_args a = fire_pack(W1, b1, W2, c, Lmult, L_init, eps, W, H, T, mult);
+  a.bias = bias;
+  a.b2 = b2;
   icl_launch(k_fire_fwd, icl_cuda_blocks(st, T * T, ICL_CUDA_THREADS), ICL_CUDA_THREADS, 0, st->stream, a);
   ICL_CU_LAUNCHED(ctx, "FIRE forward");
   return ICL_OK;
@@ -231,19 +238,8 @@ static int fire_bwd(icl_ctx *ctx, const float *G, const float *W1, const float *
   if (T <= 0 || H <= 0 || W <= 0) return ICL_OK;
   if (T > (int64_t)INT32_MAX) return icl_errorf(ctx, ICL_ENOTIMPL, "FIRE (cuda): T %lld too long", (long long)T);
   icl_cuda_state *st = ctx->cuda;
-  fire_args a = {};
+  fire_args a = fire_pack(W1, b1, W2, c, Lmult, L_init, eps, W, H, T, mult);
   a.G = G;
-  a.W1 = W1;
-  a.b1 = b1;
-  a.W2 = W2;
-  a.c = c;
-  a.Lm = Lmult;
-  a.L_init = L_init;
-  a.eps = eps;
-  a.mult = mult;
-  a.W = W;
-  a.H = H;
-  a.T = T;
   a.np = H * W + H + 2 * W + 2;
   a.part = part;
   /* delta [W] doubles, a [W] + g [H] floats rounded up to doubles, then the accumulators */
