@@ -23,16 +23,7 @@ local function tmp_files(dir)
   return out
 end
 
---- train.run in this process with progress into a string; returns ok, result or error, output
-local function run_here(run, opts)
-  local f, text, close = R.capture()
-  opts.out, opts.tty = f, false
-  if opts.evaluate == nil then opts.evaluate = false end
-  local ok, res = pcall(train.run, run, opts)
-  local out = text()
-  close()
-  return ok, res, out
-end
+local function run_here(x, opts) return R.in_process(train.run, x, opts) end
 
 describe("bad configs", function()
   local dir

@@ -27,16 +27,7 @@ local function assert_same_run(ref, run, steps)
   end
 end
 
---- train.run_group in this process, output into a string: ok, results or error, output
-local function group_here(runs, opts)
-  local f, text, close = R.capture()
-  opts.out, opts.tty = f, false
-  if opts.evaluate == nil then opts.evaluate = false end
-  local ok, res = pcall(train.run_group, runs, opts)
-  local out = text()
-  close()
-  return ok, res, out
-end
+local function group_here(x, opts) return R.in_process(train.run_group, x, opts) end
 
 describe("grouped runs", function()
   local dir, cfg, alone3, alone4, g3, g4

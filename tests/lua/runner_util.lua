@@ -170,6 +170,18 @@ function R.capture()
   end, function() f:close(); os.remove(path) end
 end
 
+--- fn(arg, opts) (train.run or train.run_group) in this process, progress into a string, no
+-- evaluation unless asked: returns ok, result or error, output
+function R.in_process(fn, arg, opts)
+  local f, text, close = R.capture()
+  opts.out, opts.tty = f, false
+  if opts.evaluate == nil then opts.evaluate = false end
+  local ok, res = pcall(fn, arg, opts)
+  local out = text()
+  close()
+  return ok, res, out
+end
+
 --- a pid that is not running (a finished child)
 function R.dead_pid()
   local pid = core.spawn({"true"})
