@@ -18,8 +18,6 @@ extern "C" {
 #include "pe/attn_kernels.h"
 }
 
-#define ICL_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* what cuBLAS suggests for Hopper */
-#define ICL_CUDA_SCRATCH_BYTES ((size_t)1 << 20)
 
 /* Never launched: asking for its attributes tells whether this binary holds
  * code the device can run (a build for another architecture fails here, at
@@ -75,7 +73,9 @@ static int start_failed(icl_ctx *ctx, icl_cuda_state *st, const char *fmt, ...) 
 /* Frees whatever a (possibly partial) start created. */
 static void teardown(icl_cuda_state *st) {
   if (st->failed && !st->stream) return;
+  if (st->lane) icl_cuda_lane_use_state(st, 0);
   if (st->stream) cudaStreamSynchronize(st->stream);
+  icl_cuda_lanes_destroy(st);
   icl_cuda_allocator_destroy(st);
   if (st->lt) cublasLtDestroy(st->lt);
   if (st->blas) cublasDestroy(st->blas);

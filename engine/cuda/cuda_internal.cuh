@@ -48,6 +48,9 @@ typedef struct icl_cuda_allocator {
   uint64_t n_reuse;    /* allocations served from the cache */
 } icl_cuda_allocator;
 
+#define ICL_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* what cuBLAS suggests for Hopper */
+#define ICL_CUDA_SCRATCH_BYTES ((size_t)1 << 20)
+
 /* ---- the state ------------------------------------------------------------ */
 
 struct icl_cuda_state {
@@ -67,7 +70,27 @@ struct icl_cuda_state {
   int *flag_host; /* pinned mirror of flag_dev */
   int wide_index; /* debug: force the 64-bit index path of strided kernels */
   icl_cuda_allocator alloc;
+  /* lanes (cuda_lanes.cu): while lane k > 0 is in use, stream, workspace and
+   * scratch above are lane k's, so that several training steps' graphs can
+   * run at once without sharing a buffer; lane 0 is the context's own */
+  int lane;
+  cudaStream_t lane0_stream;
+  void *lane0_workspace, *lane0_scratch;
+  cudaEvent_t fork_event;
+  struct icl_cuda_lane *lanes; /* [ICL_CUDA_LANES_MAX] (icl_cuda.h), made on first use */
 };
+
+
+struct icl_cuda_lane {
+  cudaStream_t stream;
+  void *workspace, *scratch;
+  cudaEvent_t done;
+};
+
+/* frees the lanes (at teardown; the device is idle) */
+void icl_cuda_lanes_destroy(icl_cuda_state *st);
+/* switches to a lane that exists (0 always does); no error path */
+void icl_cuda_lane_use_state(icl_cuda_state *st, int k);
 
 /* ---- errors ---------------------------------------------------------------- */
 

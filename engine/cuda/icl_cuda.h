@@ -52,6 +52,19 @@ size_t icl_cuda_graph_nodes(const icl_cuda_graph *g);
 /* waits for the stream, then frees (NULL is fine) */
 void icl_cuda_graph_free(icl_ctx *ctx, icl_cuda_graph *g);
 
+/* Lanes (cuda_lanes.cu): streams 1..ICL_CUDA_LANES_MAX beside the context's
+ * own (lane 0), each with its own GEMM workspace and reduction scratch, for
+ * running several training steps' graphs at once. While lane k is in use,
+ * everything of this context is enqueued on lane k. fork(K): lanes 1..K wait
+ * for the work enqueued so far on lane 0; join(K): lane 0 waits for theirs.
+ * Both from lane 0. A lane is made on first use (cudaMalloc; not while a
+ * graph is captured). */
+#define ICL_CUDA_LANES_MAX 64
+int icl_cuda_lane_use(icl_ctx *ctx, int k);
+int icl_cuda_lane_current(icl_ctx *ctx);
+int icl_cuda_lanes_fork(icl_ctx *ctx, int K);
+int icl_cuda_lanes_join(icl_ctx *ctx, int K);
+
 #ifdef __cplusplus
 }
 #endif

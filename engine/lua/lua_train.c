@@ -7,6 +7,9 @@
  *   step:loss(s) -> number                 the loss of 0-based step s (one of the last 256)
  *   step:stats() -> {eager=, captures=, replays=, nodes=, graphs=, why_off=}
  *   step:free()
+ *   core._train_step_group(steps, lanes, n_points, n_dims_truncated)
+ *                                          one step of each (icl_train_step_run_group); lanes: a
+ *                                          list of GPU lanes, one per step, or nil (in turn)
  *
  * The step keeps the model, optimiser and sampler userdata alive (user
  * values) and checks before every call that none was freed. */
@@ -32,11 +35,12 @@ static int st_free(lua_State *L) {
   return 0;
 }
 
-/* the step, after checking that its model, optimiser and sampler are alive */
-static icl_train_step *check_step(lua_State *L) {
-  lstep *u = luaL_checkudata(L, 1, TRAIN_STEP_MT);
-  if (!u->ts) luaL_argerror(L, 1, "training step was freed");
-  for (int k = 1; k <= 3; k++) lua_getiuservalue(L, 1, k);
+/* the step at idx, after checking that its model, optimiser and sampler are alive */
+static icl_train_step *check_step_at(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lstep *u = luaL_checkudata(L, idx, TRAIN_STEP_MT);
+  if (!u->ts) luaL_argerror(L, idx, "training step was freed");
+  for (int k = 1; k <= 3; k++) lua_getiuservalue(L, idx, k);
   int top = lua_gettop(L);
   icl_lua_check_model(L, top - 2);
   icl_lua_check_adamw(L, top - 1);
@@ -44,6 +48,8 @@ static icl_train_step *check_step(lua_State *L) {
   lua_pop(L, 3);
   return u->ts;
 }
+
+static icl_train_step *check_step(lua_State *L) { return check_step_at(L, 1); }
 
 static int l_train_step(lua_State *L) {
   static const char *const opts[] = {"batch", "max_points", "seed", "loss", "graphs", NULL};
@@ -110,6 +116,36 @@ static int st_stats(lua_State *L) {
   return 1;
 }
 
+#define GROUP_MAX 64 /* ICL_GROUP_MAX (models/group.h) */
+
+static int l_train_step_group(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int K = (int)luaL_len(L, 1);
+  if (K < 1 || K > GROUP_MAX) return luaL_error(L, "train_step_group: 1..%d steps, got %d", GROUP_MAX, K);
+  int with_lanes = !lua_isnoneornil(L, 2);
+  if (with_lanes) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if ((int)luaL_len(L, 2) != K)
+      return luaL_error(L, "train_step_group: %d steps but %d lanes", K, (int)luaL_len(L, 2));
+  }
+  lua_Integer N = luaL_checkinteger(L, 3), dt = luaL_checkinteger(L, 4);
+  icl_train_step *ts[GROUP_MAX];
+  int lanes[GROUP_MAX];
+  for (int k = 0; k < K; k++) {
+    lua_geti(L, 1, k + 1);
+    ts[k] = check_step_at(L, -1);
+    lua_pop(L, 1);
+    if (with_lanes) {
+      lua_geti(L, 2, k + 1);
+      lanes[k] = (int)luaL_checkinteger(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  icl_lua_check_rc(L, icl_train_step_run_group(icl_lua_ctx(L), K, ts, with_lanes ? lanes : NULL, (int64_t)N,
+                                               (int64_t)dt));
+  return 0;
+}
+
 static const luaL_Reg step_methods[] = {
     {"run", st_run}, {"loss", st_loss}, {"stats", st_stats}, {"free", st_free}, {NULL, NULL}};
 
@@ -126,4 +162,6 @@ void icl_lua_open_train(lua_State *L, int module_idx) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_train_step);
   lua_setfield(L, module_idx, "_train_step");
+  lua_pushcfunction(L, l_train_step_group);
+  lua_setfield(L, module_idx, "_train_step_group");
 }

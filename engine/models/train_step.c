@@ -249,6 +249,49 @@ int icl_train_step_run(icl_ctx *ctx, icl_train_step *ts, int64_t N, int64_t d_t)
   return run_eager(ctx, ts, be, N, d_t);
 }
 
+int icl_train_step_run_group(icl_ctx *ctx, int K, icl_train_step *const *ts, const int *lanes, int64_t N,
+                             int64_t d_t) {
+  if (K < 1) return icl_errorf(ctx, ICL_EINVAL, "train step group: no steps");
+  for (int k = 0; k < K; k++)
+    if (ts[k]->dev != ts[0]->dev)
+      return icl_errorf(ctx, ICL_EINVAL, "train step group: steps 1 and %d are on different devices", k + 1);
+#ifdef ICL_HAVE_CUDA
+  if (ts[0]->dev == ICL_CUDA && lanes) {
+    int top = 0;
+    for (int k = 0; k < K; k++) {
+      if (lanes[k] < 1 || lanes[k] > ICL_CUDA_LANES_MAX)
+        return icl_errorf(ctx, ICL_EINVAL, "train step group: lane %d of step %d is not in 1..%d", lanes[k], k + 1,
+                          ICL_CUDA_LANES_MAX);
+      if (lanes[k] > top) top = lanes[k];
+    }
+    if (icl_cuda_lane_current(ctx) != 0)
+      return icl_errorf(ctx, ICL_EINVAL, "train step group: called from lane %d", icl_cuda_lane_current(ctx));
+    if (icl_cuda_lanes_fork(ctx, top)) return ctx->errcode;
+    int rc = ICL_OK, bad = 0;
+    for (int k = 0; k < K && !rc; k++) {
+      rc = icl_cuda_lane_use(ctx, lanes[k]);
+      int64_t before = ts[k]->replays;
+      if (!rc) rc = icl_train_step_run(ctx, ts[k], N, d_t);
+      /* an eager or capturing step may have allocated or freed: the allocator knows one stream only */
+      if (!rc && ts[k]->replays == before) rc = icl_backend_get(ctx, ICL_CUDA)->sync(ctx);
+      bad = k;
+    }
+    /* back on lane 0, which waits for every lane, also after an error */
+    char msg[ICL_ERRMSG_MAX];
+    snprintf(msg, sizeof msg, "%s", rc ? icl_last_error(ctx) : "");
+    int rc2 = icl_cuda_lane_use(ctx, 0);
+    if (!rc2) rc2 = icl_cuda_lanes_join(ctx, top);
+    if (rc) return icl_errorf(ctx, rc, "step %d of the group: %s", bad + 1, msg);
+    return rc2;
+  }
+#else
+  (void)lanes;
+#endif
+  for (int k = 0; k < K; k++)
+    if (icl_train_step_run(ctx, ts[k], N, d_t)) return icl_error_prefix(ctx, "step %d of the group: ", k + 1);
+  return ICL_OK;
+}
+
 int icl_train_step_loss(icl_ctx *ctx, icl_train_step *ts, int64_t s, float *out) {
   if (s < 0) return icl_errorf(ctx, ICL_EINVAL, "train step: no loss for step %lld", (long long)s);
   const icl_backend *be = icl_backend_get(ctx, ts->dev);

@@ -55,6 +55,16 @@ icl_train_step *icl_train_step_new(icl_ctx *ctx, icl_model *m, icl_adamw *opt, c
 void icl_train_step_free(icl_ctx *ctx, icl_train_step *ts);
 /* One step on a batch of N points with inputs truncated to d_t coordinates. */
 int icl_train_step_run(icl_ctx *ctx, icl_train_step *ts, int64_t N, int64_t d_t);
+/* One step of each of K steps (runs of one shape, trained together) on the
+ * same (N, d_t). On a GPU step k runs on lane lanes[k] (cuda/icl_cuda.h; 1..
+ * ICL_CUDA_LANES_MAX, a fixed lane per step, since its graphs keep the lane's
+ * buffers) so that the K graph replays overlap on the device, or all on the
+ * context's stream in turn with lanes == NULL. A step that is not a replay
+ * (eager, capture) is waited for before the next one starts: only replays
+ * allocate nothing. On the CPU the steps run in turn. Returns with the
+ * context's own stream waiting for every lane; an error names the step. */
+int icl_train_step_run_group(icl_ctx *ctx, int K, icl_train_step *const *ts, const int *lanes, int64_t N,
+                             int64_t d_t);
 /* The loss of 0-based step s (one of the last ICL_TRAIN_RING steps taken;
  * synchronises with the device). */
 int icl_train_step_loss(icl_ctx *ctx, icl_train_step *ts, int64_t s, float *out);

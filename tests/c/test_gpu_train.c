@@ -145,7 +145,12 @@ static void stage(int s, int64_t *N, int64_t *dt) {
 /* strict for steps in [20, 30): a switch of the GEMMs' compute type */
 static int strict_at(int s, int base) { return s >= 20 && s < 30 ? !base : base; }
 
+static void run_start_seed(run *r, icl_device dev, int graphs, const float *params0, uint64_t seed);
 static void run_start(run *r, icl_device dev, int graphs, const float *params0) {
+  run_start_seed(r, dev, graphs, params0, gp_seed);
+}
+
+static void run_start_seed(run *r, icl_device dev, int graphs, const float *params0, uint64_t seed) {
   memset(r, 0, sizeof *r);
   r->m = mlp_new(DIMS, dev);
   if (!r->m) gp_die("model");
@@ -158,7 +163,7 @@ static void run_start(run *r, icl_device dev, int graphs, const float *params0) 
   if (icl_adamw_init_params(G, &r->opt, &r->m->params, oc)) gp_die("adamw");
   icl_task_params tp = icl_task_defaults(ICL_TASK_NOISY_LINEAR_REGRESSION, DIMS);
   r->task = icl_task_new(G, &tp);
-  icl_train_step_cfg cfg = {BATCH, 23, gp_seed, ICL_LOSS_MSE, graphs};
+  icl_train_step_cfg cfg = {BATCH, 23, seed, ICL_LOSS_MSE, graphs};
   r->ts = icl_train_step_new(G, r->m, &r->opt, r->task, &cfg);
   if (!r->ts) gp_die("train step");
 }
@@ -311,9 +316,67 @@ static void test_many_keys(void) {
   run_end(&c), run_end(&g);
 }
 
+/* Three runs (three seeds) stepped as a group, each on a lane of its own
+ * (icl_train_step_run_group), through stage changes, a strict/TF32 switch
+ * and an evaluation that moves the arenas: every loss and every parameter
+ * has the bits of the same run stepped alone. On a GPU the lanes' graphs
+ * overlap; a shared buffer between them would show here as a difference. */
+static void test_group_lanes(void) {
+  enum { K = 3 };
+  run alone[K], grp[K];
+  int64_t allocs = 0;
+  for (int k = 0; k < K; k++) {
+    run_start_seed(&alone[k], GP_DEVICE, 1, NULL, gp_seed + 17 * (uint64_t)k);
+    run_all(&alone[k], 0, &allocs);
+  }
+  icl_train_step *ts[K];
+  int lanes[K] = {2, 1, 3}; /* any fixed lane per run */
+  for (int k = 0; k < K; k++) {
+    run_start_seed(&grp[k], GP_DEVICE, 1, NULL, gp_seed + 17 * (uint64_t)k);
+    ts[k] = grp[k].ts;
+  }
+  for (int s = 0; s < STEPS; s++) {
+    int64_t N, dt;
+    stage(s, &N, &dt);
+    G->strict_fp32 = strict_at(s, 0);
+    CHECK_OK(G, icl_train_step_run_group(G, K, ts, lanes, N, dt));
+    if (s % 8 == 7 || s == STEPS - 1)
+      for (int k = 0; k < K; k++)
+        for (int j = s - s % 8; j <= s; j++) CHECK_OK(G, icl_train_step_loss(G, grp[k].ts, j, &grp[k].loss[j]));
+    if (s == 30)
+      for (int k = 0; k < K; k++) {
+        int64_t B = 4, L = 8 * 23, sx[3] = {B, L, DIMS};
+        icl_tensor *xs = icl_tensor_full(G, ICL_F32, GP_DEVICE, 3, sx, 0.5),
+                   *ys = icl_tensor_full(G, ICL_F32, GP_DEVICE, 2, sx, 0.25);
+        icl_tensor *p = icl_tensor_empty(G, ICL_F32, GP_DEVICE, 2, sx);
+        CHECK_OK(G, icl_model_forward(G, grp[k].m, D(xs), D(ys), B, L, D(p), 0));
+        icl_tensor_free(G, xs), icl_tensor_free(G, ys), icl_tensor_free(G, p);
+      }
+  }
+  G->strict_fp32 = 0;
+  for (int k = 0; k < K; k++) {
+    int ldiff = 0;
+    for (int s = 0; s < STEPS; s++) ldiff += memcmp(&alone[k].loss[s], &grp[k].loss[s], 4) != 0;
+    pair pv = {alone[k].m->params.value, grp[k].m->params.value};
+    double gmax, gerr = gp_normwise(pv, &gmax);
+    icl_train_step_stats st;
+    icl_train_step_get_stats(grp[k].ts, &st);
+    printf("    run %d (lane %d): %d of %d losses differ in their bits, parameters normwise %.3g; "
+           "%lld eager, %lld captured, %lld replayed\n", k + 1, lanes[k], ldiff, STEPS, gerr, (long long)st.eager,
+           (long long)st.captures, (long long)st.replays);
+    CHECK_MSG(ldiff == 0 && gerr == 0, "run %d of the group: not the bits of the run alone", k + 1);
+    if (GP_DEVICE == ICL_CUDA) CHECK_MSG(st.graphs_on && st.replays == STEPS - 6, "run %d: graphs off or "
+                                         "fewer replays (%s)", k + 1, st.why_off);
+  }
+  CHECK_MSG(icl_train_step_run_group(G, 0, ts, lanes, 11, 4) != 0, "an empty group is refused");
+  icl_clear_error(G);
+  for (int k = 0; k < K; k++) run_end(&alone[k]), run_end(&grp[k]);
+}
+
 int main(void) {
   if (gp_start("test_gpu_train")) return 77;
   ICL_RUN(test_cpu_vs_gpu);
   ICL_RUN(test_many_keys);
+  ICL_RUN(test_group_lanes);
   return gp_finish("test_gpu_train");
 }

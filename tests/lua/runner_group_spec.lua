@@ -60,6 +60,17 @@ describe("grouped runs", function()
     end
   end)
 
+  it("through the runs' C steps (the GPU's path, forced on the CPU): the same bits", function()
+    -- on a GPU each run of a group steps through its own C step on a lane of its own
+    -- (icl_train_step_run_group); ICL_GROUP_FORCE_STEPS=1 takes that path on the CPU, in turn
+    local f3, f4 = dir .. "/c3", dir .. "/c4"
+    local code, out = R.icl({"train", cfg, "--seeds", "3,4", "--run-dir", f3, "--run-dir", f4, "--no-eval",
+                             "--threads", "1"}, {env = {ICL_GROUP_FORCE_STEPS = "1"}})
+    assert.are.equal(0, code, out)
+    assert_same_run(alone3, f3)
+    assert_same_run(alone4, f4)
+  end)
+
   it("a run that fails (NaN) leaves the group; the others finish as if alone", function()
     local a, b = dir .. "/f3", dir .. "/f4"
     local load = require("icl.config").load

@@ -8,13 +8,20 @@
 -- single-threaded inside, so a grouped run computes exactly what the same run
 -- computes alone with one thread (`icl train --threads 1`): its checkpoints
 -- record 1 thread, and it resumes bit for bit as a group or alone with
--- --threads 1. On a GPU the K steps are issued one after another on the
--- stream (nothing is batched across runs yet).
+-- --threads 1. On a GPU each run takes its steps through its own C step
+-- (train.make_step: one CUDA graph per shape, as when it trains alone) on a
+-- lane of its own (a stream with its own GEMM workspace and scratch,
+-- cuda/icl_cuda.h), so the K graph replays of a group step overlap on the
+-- device: a small model leaves most of the chip idle. ICL_GROUP_LANES=0 runs
+-- them one after another on the one stream instead (to measure what lanes
+-- bring). Runs whose task is defined in Lua take the group step below, one
+-- after another.
 --
 -- A run that fails (NaN/Inf, its final checkpoint cannot be written) is
 -- recorded in its own directory and leaves the group; the others go on.
 -- Ctrl-C, or a failure of the group step itself, stops them all.
 local icl = require "icl"
+local core = require "icl.core"
 local train = require "icl.train"
 local Session = require "icl.train.session"
 
@@ -188,11 +195,38 @@ function group.run(runs, opts)
   end
   -- the argument lists of icl.group_step, filled once (and again when a run leaves the group)
   local models, optims, xs, ys, draws, losses = {}, {}, {}, {}, {}, {}
+  -- on a GPU: the runs' C steps and their lanes (see the header)
+  -- (ICL_GROUP_FORCE_STEPS=1: the same on the CPU, in turn; a testing aid)
+  local on_gpu = built[1].device ~= "cpu" or os.getenv("ICL_GROUP_FORCE_STEPS") == "1"
+  local steppers, steps, lanes = false, {}, nil
+  if on_gpu and os.getenv("ICL_GROUP_LANES") ~= "0" then lanes = {} end
   local function gather()
     for i = #models, 1, -1 do
-      models[i], optims[i], xs[i], ys[i], draws[i], losses[i] = nil, nil, nil, nil, nil, nil
+      models[i], optims[i], xs[i], ys[i], draws[i], losses[i], steps[i] = nil, nil, nil, nil, nil, nil, nil
+      if lanes then lanes[i] = nil end
     end
-    for i, s in ipairs(active) do models[i], optims[i], draws[i], losses[i] = s.model, s.opt, s.gdraw, s.loss_t end
+    for i, s in ipairs(active) do
+      models[i], optims[i], draws[i], losses[i] = s.model, s.opt, s.gdraw, s.loss_t
+      -- a fixed lane per run: its graphs keep that lane's buffers
+      if steppers then steps[i] = s.stepper; if lanes then lanes[i] = s.index end end
+    end
+  end
+  -- every run through its C step, or none (a Lua-defined task has none)
+  local function make_steppers()
+    if not on_gpu or #active == 0 then return end
+    for _, s in ipairs(active) do
+      s.stepper = train.make_step(s.run, s.model, s.opt, s.task, s.opts) or false
+    end
+    for _, s in ipairs(active) do
+      if not s.stepper then
+        for _, x in ipairs(active) do
+          if x.stepper then x.stepper:free() end
+          x.stepper = nil
+        end
+        return
+      end
+    end
+    steppers = true
   end
   local function survivors()
     local keep = {}
@@ -234,6 +268,7 @@ function group.run(runs, opts)
         results[s.index] = s.result
       end
     end
+    make_steppers()
     gather()
     while #active > 0 and active[1].step < max_steps do
       for i, s in ipairs(active) do
@@ -241,7 +276,11 @@ function group.run(runs, opts)
         xs[i], ys[i] = s.xs, s.ys
         if s.before then s.before(s.step, s.model, s.index) end
       end
-      icl.group_step(models, optims, sampler, xs, ys, draws, kind, losses)
+      if steppers then
+        core._train_step_group(steps, lanes, active[1].N, active[1].d_t)
+      else
+        icl.group_step(models, optims, sampler, xs, ys, draws, kind, losses)
+      end
       each("after_step")
     end
     for _, s in ipairs(ending) do active[#active + 1] = s end
