@@ -19,6 +19,7 @@ inc() { # inc header-or-dir -> include/<name>
   cp -rL "$1" "$d/include/$2"
 }
 inc /usr/include/lua5.4 lua5.4
+cp -L /usr/include/x86_64-linux-gnu/lua5.4-deb-multiarch.h "$d/include/lua5.4/" # luaconf.h includes it (Debian)
 inc /usr/include/yaml.h yaml.h
 inc /usr/include/x86_64-linux-gnu/openblas-pthread openblas
 inc /usr/include/plplot plplot
@@ -39,6 +40,10 @@ for f in $libs; do
   done
 done
 cp -L /usr/bin/lua5.4 "$d/bin/lua5.4"
+# the Lua modules the icl command needs beside its own (argparse, LuaFileSystem)
+mkdir -p "$d/share/lua/5.4" "$d/lib/lua/5.4"
+cp -L /usr/share/lua/5.4/argparse.lua "$d/share/lua/5.4/"
+cp -L /usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so "$d/lib/lua/5.4/"
 cp -L "$pk" "$d/bin/pkg-config"
 # link-time names
 ln -sf liblua5.4.so.0 "$d/lib/liblua5.4.so"

@@ -17,13 +17,17 @@
 #   4. op benchmark (bench_gpu_ops)                                ~20
 #   5. icl model benchmark: nope, alibi, fire, dynamic-yarn (TF32), nope (FP32)  ~40
 #   6. PyTorch + HF eager, same config                             ~40
+#   5b. 4 toy runs one by one vs one group of 4 (bench_group_gpu.sh)  ~40
 #   7. torch.compile, encoding by encoding while the budget lasts  the rest
 # Environment: OUT (default out/gpu-run), ICL_BUILD_DIR (default build-gpu),
-# ICL_WERROR (default OFF), ICL_RUN_BUDGET (default 480). A check of the
+# ICL_WERROR (default OFF), ICL_RUN_BUDGET (default 480); ICL_RUN_QUICK=1 (the
+# icl benchmark for nope only), ICL_RUN_PROFILE=1 (kernel times of one
+# standard step under ncu, ICL_PROFILE_PE, into ncu.txt), ICL_RUN_TORCH=0
+# (no PyTorch: stops after the icl steps). A check of the
 # no-GPU mode on the development machine reuses its build:
 #   ICL_BUILD_DIR=build ICL_WERROR=ON bash bench/gpu/run_all.sh
 # Everything goes under $OUT (env.txt, build.log, tests.log, bench_ops.txt,
-# bench_llama.txt, torch.txt, summary.txt: 7 files); the summary table is
+# bench_llama.txt, group.txt, torch.txt, summary.txt: 8 files); the summary table is
 # printed last. Without a GPU it builds, skips the GPU tests (exit 77) and
 # the benchmarks, and says so.
 set -uo pipefail
@@ -57,7 +61,7 @@ note "gpu: $([ $gpu = 1 ] && nvidia-smi --query-gpu=name --format=csv,noheader |
 
 # ---- 1. dependencies -----------------------------------------------------------------
 have_deps() { pkg-config --exists lua5.4 openblas yaml-0.1 plplot 2>/dev/null && command -v lua5.4 >/dev/null; }
-ICL_LIBS=""
+ICL_LIBS="" LUA_EXTRA_PATH="" LUA_EXTRA_CPATH=""
 if [ -z "${ICL_FORCE_DEVDEPS:-}" ] && have_deps; then
   note "deps: from the system"
 elif [ -z "${ICL_FORCE_DEVDEPS:-}" ] && command -v apt-get >/dev/null 2>&1 &&
@@ -77,6 +81,7 @@ elif [ -f .devdeps/icl-devdeps.tar.xz ]; then
   done
   export PATH=/tmp/icl-deps/bin:$PATH
   export PKG_CONFIG_PATH=$DEPS/lib/pkgconfig PKG_CONFIG_LIBDIR=$DEPS/lib/pkgconfig
+  LUA_EXTRA_PATH="$DEPS/share/lua/5.4/?.lua;" LUA_EXTRA_CPATH="$DEPS/lib/lua/5.4/?.so;"
   if have_deps; then note "deps: carried (.devdeps, unpacked in /tmp/icl-deps)"; else
     note "deps: the carried .devdeps did not work (pkg-config: $(pkg-config --list-all 2>&1 | head -3))"
     exit 1
@@ -112,7 +117,7 @@ t=$(elapsed)
 # the GPU suite one test at a time (one device); then the host-side CUDA
 # tests, the kernels on the CPU emulator of the CUDA execution model (emu_*,
 # when built) and the CPU training step, in parallel
-(cd "$BUILD" && icl_env ctest -L gpu -V --timeout 300) >"$OUT/tests.log" 2>&1
+(cd "$BUILD" && icl_env ctest -L gpu -V --timeout 120) >"$OUT/tests.log" 2>&1
 trc=$?
 (cd "$BUILD" && icl_env ctest -R "^cuda\.|emu_|test_train_step" -j"$(nproc)" --output-on-failure --timeout 300) \
   >>"$OUT/tests.log" 2>&1 || trc=1
@@ -134,16 +139,44 @@ icl_env timeout 120 "$BUILD/bench/gpu/bench_gpu_ops" >"$OUT/bench_ops.txt" 2>&1
 note "bench_gpu_ops: done in $(($(elapsed) - t)) s (bench_ops.txt)"
 
 # ---- 5. icl on the standard model --------------------------------------------------------
-export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$BUILD/lua/?.so;;"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$LUA_EXTRA_PATH;" LUA_CPATH="$BUILD/lua/?.so;$LUA_EXTRA_CPATH;"
 t=$(elapsed)
-{
-  icl_env timeout 150 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 100 --reps 5
-  icl_env timeout 60 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 50 --reps 3 --pe nope --strict
-  icl_env timeout 60 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 50 --reps 3 --pe nope --no-graphs
-} >"$OUT/bench_llama.txt" 2>&1
+if [ "${ICL_RUN_QUICK:-0}" = 1 ]; then
+  icl_env timeout 60 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 100 --reps 3 --pe nope >"$OUT/bench_llama.txt" 2>&1
+else
+  {
+    icl_env timeout 150 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 100 --reps 5
+    icl_env timeout 60 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 50 --reps 3 --pe nope --strict
+    icl_env timeout 60 lua5.4 bench/gpu/bench_llama_gpu.lua --steps 50 --reps 3 --pe nope --no-graphs
+  } >"$OUT/bench_llama.txt" 2>&1
+fi
 note "icl benchmark: done in $(($(elapsed) - t)) s (bench_llama.txt)"
 
+# ---- 5b. runs of one shape: one by one vs one group (sweeps, issue 9) ------------------
+t=$(elapsed)
+{
+  ICL=bin/icl icl_env timeout 150 bash bench/gpu/bench_group_gpu.sh 2000 4
+  ICL=bin/icl icl_env timeout 150 bash bench/gpu/bench_group_gpu.sh 1000 8
+} >"$OUT/group.txt" 2>&1
+note "group benchmark: ($(($(elapsed) - t)) s)"
+grep '^group-gpu' "$OUT/group.txt" | tee -a "$OUT/summary.txt"
+
+# ---- 5c. where the time of a standard step goes: kernel times under Nsight Compute --------
+if [ "${ICL_RUN_PROFILE:-0}" = 1 ] && command -v ncu >/dev/null 2>&1; then
+  t=$(elapsed)
+  # eager steps (no graph), so each kernel is one launch: skip the warm-up (3 steps of ~560
+  # launches), then one step
+  icl_env timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel \
+    --launch-skip 1700 --launch-count 560 lua5.4 bench/gpu/bench_llama_gpu.lua --pe "${ICL_PROFILE_PE:-nope}" \
+    --steps 2 --reps 1 --no-graphs >"$OUT/ncu.txt" 2>&1
+  note "ncu: rc $? in $(($(elapsed) - t)) s (ncu.txt)"
+fi
+
 # ---- 6. and 7. PyTorch -----------------------------------------------------------------------
+if [ "${ICL_RUN_TORCH:-1}" = 0 ]; then
+  note "torch: skipped (ICL_RUN_TORCH=0); total $(elapsed) s; tests exit code $trc"
+  exit $trc
+fi
 t=$(elapsed)
 export PYTHONUNBUFFERED=1
 timeout 150 python3 bench/gpu/torch_llama_gpu.py --mode eager --steps 20 --reps 3 >"$OUT/torch.txt" 2>&1
