@@ -202,7 +202,8 @@ def rows(path, prefix):
     r = {}
     for line in open(path, errors="replace"):
         f = line.split()
-        if len(f) >= 5 and f[0] == prefix and f[3] != "n/a":
+        # the table is of graph replays: skip the --no-graphs control line
+        if len(f) >= 5 and f[0] == prefix and f[3] != "n/a" and "graphs=off" not in line:
             try:
                 r[(f[1], f[2])] = (float(f[3]), line)
             except ValueError:

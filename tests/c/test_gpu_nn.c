@@ -26,6 +26,13 @@
 
 #define D(t) ((float *)icl_tensor_data(t))
 
+#ifdef GP_EMU
+/* emu_test_gpu_nn: the CUDA kernels of cuda_nn.cu on the CPU emulator (tests/cuda/emu), host memory */
+extern const icl_nn_kernels icl_cuda_nn_kernels;
+void icl_emu_attach(icl_ctx *ctx);
+void icl_emu_detach(icl_ctx *ctx);
+#endif
+
 static const icl_nn_kernels *NC, *NG;
 
 static pair prand(int64_t n, double lo, double hi) { return pair_rand(ICL_F32, 1, &n, ICL_DIST_UNIFORM, lo, hi); }
@@ -41,6 +48,18 @@ static void check_scaled(const char *what, pair p, double rtol, double arel) {
   for (int64_t i = 0; i < n; i++) m = fabs((double)h[i]) > m ? fabs((double)h[i]) : m;
   free(h);
   gp_check(what, p, ICL_F32, rtol, arel * m);
+}
+
+/* Where a kernel follows the CPU's rounding order: on a GPU the count of
+ * differing elements is printed; on the emulator (no contraction, plain IEEE
+ * operations) any difference is a wrong order, and fails. */
+static void expect_bits(const char *what, pair p) {
+  int64_t diff = gp_report_bits(what, p);
+#ifdef GP_EMU
+  CHECK_MSG(diff == 0, "%s: %lld elements differ in their bits from the CPU's on the emulator", what, (long long)diff);
+#else
+  (void)diff;
+#endif
 }
 
 /* column sums: |gpu - cpu| <= rel * absum[j] per column */
@@ -75,17 +94,17 @@ static void rmsnorm_case(int64_t rows, int64_t d, int misalign) {
   snprintf(what, sizeof what, "rmsnorm_fwd y [%lld x %lld]%s", (long long)rows, (long long)d,
            misalign ? " misal." : "");
   gp_check(what, y, ICL_F32, 1e-6, 0);
-  gp_report_bits(what, y);
+  expect_bits(what, y);
   snprintf(what, sizeof what, "rmsnorm_fwd rstd [%lld x %lld]", (long long)rows, (long long)d);
   gp_check(what, r, ICL_F32, 1e-6, 0);
-  gp_report_bits(what, r);
+  expect_bits(what, r);
   CHECK_OK(G, NC->add_rmsnorm_fwd(G, D(a.c), D(y2.c), D(r2.c), D(x.c), D(delta.c), D(w.c), rows, d, 1e-6f));
   CHECK_OK(G, NG->add_rmsnorm_fwd(G, D(a.g), D(y2.g), D(r2.g), D(x.g), D(delta.g), D(w.g), rows, d, 1e-6f));
   snprintf(what, sizeof what, "add_rmsnorm a [%lld x %lld]", (long long)rows, (long long)d);
   gp_check(what, a, ICL_F32, -1, 0);
   snprintf(what, sizeof what, "add_rmsnorm y [%lld x %lld]", (long long)rows, (long long)d);
   gp_check(what, y2, ICL_F32, 1e-6, 0);
-  gp_report_bits(what, y2);
+  expect_bits(what, y2);
   gp_check("add_rmsnorm rstd", r2, ICL_F32, 1e-6, 0);
   /* a aliasing x (the residual stream updated in place) */
   pair xa = pair_upload(icl_clone(G, x.c)), ya = ppoison(n), ra = ppoison(rows);
@@ -111,7 +130,7 @@ static void rmsnorm_case(int64_t rows, int64_t d, int misalign) {
     CHECK_OK(G, NG->rmsnorm_bwd(G, D(dx.g), D(dw.g), D(dy.g), D(x.g), D(w.g), D(rs.g), rows, d, acc));
     snprintf(what, sizeof what, "rmsnorm_bwd dx%s [%lld x %lld]", acc ? " +=" : "", (long long)rows, (long long)d);
     check_scaled(what, dx, 1e-5, 1e-6);
-    gp_report_bits(what, dx);
+    expect_bits(what, dx);
     snprintf(what, sizeof what, "rmsnorm_bwd dw [%lld x %lld]", (long long)rows, (long long)d);
     check_colsum(what, dw, absum, d, 1e-5);
     free(absum);
@@ -276,6 +295,11 @@ int main(void) {
   if (gp_start("test_gpu_nn")) return 77;
   NC = CPU->nn;
   NG = GPU->nn;
+#ifdef GP_EMU
+  NG = &icl_cuda_nn_kernels;
+  icl_emu_attach(G);
+  printf("test_gpu_nn: the CUDA kernels run on the CPU emulator (tests/cuda/emu)\n");
+#endif
   if (!NG) {
     printf("not ok - the %s backend has no nn table\n", GPU->name);
     return 1;
@@ -284,5 +308,8 @@ int main(void) {
   ICL_RUN(test_elementwise);
   ICL_RUN(test_swiglu);
   ICL_RUN(test_loss);
+#ifdef GP_EMU
+  icl_emu_detach(G);
+#endif
   return gp_finish("test_gpu_nn");
 }

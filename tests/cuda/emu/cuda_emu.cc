@@ -30,7 +30,7 @@ static std::vector<emu_thread> threads;
 static std::vector<char *> stacks;
 static const std::function<void()> *body_fn;
 static std::vector<unsigned char> dyn;
-static float warp_vals[32][2][32];
+static double warp_vals[32][2][32]; /* a float or a double per lane, exactly */
 static const size_t STACK = 256 * 1024;
 static const size_t GUARD = 4096;
 static const unsigned char GUARD_BYTE = 0xa5;
@@ -57,14 +57,21 @@ static void park(int state) {
 
 void emu_syncthreads() { park(AT_BLOCK); }
 
-float emu_shfl_xor(float v, int lane_mask) {
+int emu_lane() { return emu_cur->lin & 31; }
+
+double emu_shfl_from(double v, int src) {
   emu_thread *t = emu_cur;
   const int lane = t->lin & 31, warp = t->lin >> 5, buf = t->shfl_seq & 1;
-  if (lane_mask < 1 || lane_mask > 31) die("shuffle lane mask out of range");
+  if (src < 0 || src > 31) die("shuffle source lane out of range");
   warp_vals[warp][buf][lane] = v;
   park(AT_WARP);
   t->shfl_seq++;
-  return warp_vals[warp][buf][lane ^ lane_mask];
+  return warp_vals[warp][buf][src];
+}
+
+float emu_shfl_xor(float v, int lane_mask) {
+  if (lane_mask < 1 || lane_mask > 31) die("shuffle lane mask out of range");
+  return (float)emu_shfl_from(v, emu_lane() ^ lane_mask);
 }
 
 static void run_block(int n) {
@@ -144,16 +151,20 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
 }
 
 /* A context's device state for the emulated kernels: what they read from it
- * (stream, SM count, the shared-memory opt-in limit of an H100). */
+ * (stream, SM count, the shared-memory opt-in limit of an H100, scratch). */
 extern "C" void icl_emu_attach(icl_ctx *ctx) {
   icl_cuda_state *st = (icl_cuda_state *)calloc(1, sizeof *st);
   st->sm_count = 4;
   st->prop.sharedMemPerBlockOptin = 227 * 1024;
   st->prop.multiProcessorCount = 4;
+  /* the reduction partials of the column sums (cuda_nn.cu) */
+  st->scratch_bytes = ICL_CUDA_SCRATCH_BYTES;
+  st->scratch = calloc(1, st->scratch_bytes);
   ctx->cuda = st;
 }
 
 extern "C" void icl_emu_detach(icl_ctx *ctx) {
+  free(ctx->cuda->scratch);
   free(ctx->cuda);
   ctx->cuda = NULL;
 }

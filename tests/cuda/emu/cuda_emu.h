@@ -7,7 +7,8 @@
  * Model. Blocks run one after another; the threads of a block are
  * cooperative fibers (emu_fiber.h) that run until they reach a barrier:
  *   __syncthreads()      releases when every live thread of the block is there
- *   __shfl_xor_sync()    releases when all 32 lanes of the warp are there (the
+ *   __shfl_xor_sync(), __shfl_sync(), __shfl_down_sync()
+ *                        release when all 32 lanes of the warp are there (the
  *                        kernels only shuffle with full warps); values pass
  *                        through a per-warp double buffer
  * Threads waiting at different barriers with nothing runnable is a deadlock
@@ -56,6 +57,9 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bo
 void *emu_dyn_smem();
 void emu_syncthreads();
 float emu_shfl_xor(float v, int lane_mask);
+int emu_lane();
+/* every lane of the warp passes v and reads lane src's (a float or a double, exactly) */
+double emu_shfl_from(double v, int src);
 
 #define threadIdx (emu_thread_idx())
 #define blockIdx (emu_block_idx)
@@ -67,6 +71,19 @@ static inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask, int w
   (void)mask;
   (void)width;
   return emu_shfl_xor(v, lane_mask);
+}
+
+/* width-segmented shuffles, as the device defines them */
+template <typename T> static inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+  (void)mask;
+  const int lane = emu_lane();
+  return (T)emu_shfl_from((double)v, (lane & ~(width - 1)) | (src & (width - 1)));
+}
+template <typename T> static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  (void)mask;
+  const int lane = emu_lane();
+  const int s = (lane & (width - 1)) + (int)delta < width ? lane + (int)delta : lane;
+  return (T)emu_shfl_from((double)v, s);
 }
 
 /* rounding-pinned intrinsics: plain IEEE operations on the host */
