@@ -93,27 +93,21 @@ function sweep.run(spec, opts)
       for i, w in ipairs(argv) do argv[i] = slurm.quote(w) end
       out:write("      " .. table.concat(argv, " ") .. "\n")
     end
-    local groups, order = {}, {}
+    local grouped = {}
     for _, e in ipairs(col.cells) do
       local st = e.info.state
       local todo = st == "pending" or st == "interrupted" or (st == "failed" and opts.retry_failed)
       out:write(string.format("%4d  %-12s %s\n", e.cell.index, st, e.cell.id))
       if todo and s.group then
-        -- as the runner groups them: one task, encoding and size, at the same step
-        local key = e.cell.group .. "@" .. cellm.checkpoint_step(e.cell)
-        if not groups[key] then groups[key], order[#order + 1] = {}, key end
-        table.insert(groups[key], e.cell)
+        grouped[#grouped + 1] = e.cell
       elseif todo then
         show(grid.train_argv(s, e.cell, train_cmd))
       end
     end
-    for _, key in ipairs(order) do
-      local list = groups[key]
-      for k = 1, #list, runner.GROUP_MAX do
-        local part = table.move(list, k, math.min(#list, k + runner.GROUP_MAX - 1), 1, {})
-        out:write(string.format("group of %d:\n", #part))
-        show(#part > 1 and grid.group_argv(s, part, train_cmd) or grid.train_argv(s, part[1], train_cmd))
-      end
+    -- as the runner groups them: one task, encoding and size, at the same step
+    for _, part in ipairs(runner.partition(grouped)) do
+      out:write(string.format("group of %d:\n", #part))
+      show(#part > 1 and grid.group_argv(s, part, train_cmd) or grid.train_argv(s, part[1], train_cmd))
     end
     return col
   end
@@ -126,9 +120,9 @@ function sweep.run(spec, opts)
   return col, rep
 end
 
---- train exactly one cell (0-based index), as a Slurm array task does.
--- Returns true when the cell is finished (now or before) or someone else
--- holds it, false when it failed.
+--- train exactly one cell (0-based index), as a Slurm array task does; with `group: seeds`, the
+-- group planned for it (slurm/groups.json, see slurm.lua). Returns true when every cell it trained
+-- finished (or the cell was finished before, or someone else holds it), false when one failed.
 function sweep.run_cell(spec, index, opts)
   opts = opts or {}
   local out = opts.out or io.stdout
@@ -143,46 +137,90 @@ function sweep.run_cell(spec, index, opts)
         "resubmit the sweep", index, index, c.id, tostring(was.id)), 0)
     end
   end
-  local lock, a, b = cellm.claim(c, {retry_failed = true})
-  if not lock then
-    if a == "finished" then
-      out:write(string.format("cell %d %s: already finished\n", index, c.id))
-    else
-      out:write(string.format("cell %d %s: skipped, being run by %s\n", index, c.id,
-        runner.describe_holder(b and b.holder)))
+  -- with group: seeds the array task trains the group `icl sweep --slurm` planned for this index
+  -- (slurm/groups.json): the first cell of it that can be claimed leads, the others join when they are
+  -- of the same task, encoding and size and at its step (they are then trained by no other task)
+  local list = {index}
+  if s.group then
+    local g = json.read(s.sweep_dir .. "/slurm/groups.json")
+    local planned = type(g) == "table" and type(g.groups) == "table" and g.groups[tostring(index)]
+    if type(planned) == "table" then
+      for _, j in ipairs(planned) do
+        if math.tointeger(j) and j ~= index and cells[j + 1] then list[#list + 1] = j end
+      end
     end
-    out:flush()
-    return true
   end
-  local info = a
+  local members, step = {}, nil
+  for _, j in ipairs(list) do
+    local o = cells[j + 1]
+    local first = members[1] and members[1].cell
+    if not first or (o.group == first.group and o.config == first.config and cellm.checkpoint_step(o) == step) then
+      local lock, a, b = cellm.claim(o, {retry_failed = true})
+      if lock then
+        members[#members + 1] = {cell = o, lock = lock, info = a}
+        step = step or cellm.checkpoint_step(o)
+      elseif a == "finished" then
+        out:write(string.format("cell %d %s: already finished\n", j, o.id))
+      else
+        out:write(string.format("cell %d %s: skipped, being run by %s\n", j, o.id,
+          runner.describe_holder(b and b.holder)))
+      end
+    else
+      out:write(string.format("cell %d %s: not at step %d with cell %d; left for another submission\n", j, o.id,
+        step, first.index))
+    end
+  end
+  out:flush()
+  if #members == 0 then return true end
   local jobs_env = tonumber(os.getenv("SLURM_CPUS_PER_TASK") or "")
   local env = runner.child_env(s, 1)
   if jobs_env then
     env.ICL_NUM_THREADS = os.getenv("ICL_NUM_THREADS") or tostring(jobs_env)
     env.OMP_NUM_THREADS = os.getenv("OMP_NUM_THREADS") or tostring(jobs_env)
   end
-  local r = cellm.start(c, lock, info, grid.train_argv(s, c, sweep.train_cmd(s)), {env = env, sweep = s.name})
+  local r
+  if #members > 1 then
+    local group = {}
+    for i, m in ipairs(members) do group[i] = m.cell end
+    r = cellm.start_group(members, grid.group_argv(s, group, sweep.train_cmd(s)), {env = env, sweep = s.name})
+  else
+    local m = members[1]
+    r = cellm.start(m.cell, m.lock, m.info, grid.train_argv(s, m.cell, sweep.train_cmd(s)),
+                    {env = env, sweep = s.name})
+  end
+  local runs = r.members or {r}
   if r.result then
-    out:write(string.format("cell %d %s: FAILED: %s\n", index, c.id, r.result.error))
+    for _, m in ipairs(runs) do
+      out:write(string.format("cell %d %s: FAILED: %s\n", m.cell.index, m.cell.id, r.result.error))
+    end
     return false
   end
-  out:write(string.format("cell %d %s: %s (pid %d on %s), log %s\n", index, c.id,
-    info.state == "pending" and "started" or ("resumed, was " .. info.state), r.pid, core.hostname(),
-    cellm.log_path(c)))
+  for i, m in ipairs(members) do
+    out:write(string.format("cell %d %s: %s (pid %d on %s%s), log %s\n", m.cell.index, m.cell.id,
+      m.info.state == "pending" and "started" or ("resumed, was " .. m.info.state), r.pid, core.hostname(),
+      #members > 1 and string.format(", one process for %d cells", #members) or "", cellm.log_path(m.cell)))
+    if i == 1 then out:flush() end
+  end
   out:flush()
   local w
   repeat
     w = core.waitpid(r.pid, {nohang = true})
     if not w then core.sleep(opts.poll or 0.5) end
   until w
-  local res = cellm.finish(r, w)
-  if res.ok then
-    out:write(string.format("cell %d %s: finished in %s\n", index, c.id, runner.fmt_time(res.seconds)))
-  else
-    out:write(string.format("cell %d %s: FAILED: %s\n  log: %s\n", index, c.id, res.error, cellm.log_path(c)))
+  local all = true
+  for _, run in ipairs(runs) do
+    local res = cellm.finish(run, w)
+    local c2 = run.cell
+    if res.ok then
+      out:write(string.format("cell %d %s: finished in %s\n", c2.index, c2.id, runner.fmt_time(res.seconds)))
+    else
+      out:write(string.format("cell %d %s: FAILED: %s\n  log: %s\n", c2.index, c2.id, res.error,
+        run.log or cellm.log_path(c2)))
+      all = false
+    end
   end
   out:flush()
-  return res.ok
+  return all
 end
 
 --- --status: returns the collection; prints text (or JSON with opts.json)

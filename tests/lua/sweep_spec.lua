@@ -343,6 +343,36 @@ echo "$((4240 + n))"
     assert.is_truthy(out:find("FAILED: training stopped: fake failure at step 2", 1, true), out)
   end)
 
+  it("group: seeds: one array task per group of seeds; --cell trains its group in one process", function()
+    local path = base(dir, {group = "seeds", slurm = {array_limit = 2}})
+    local _, cells = sweep.load(path)
+    fake_cell(cells[6], {state = "finished", step = 4, max_steps = 4}) -- majority/nope-tiny-s1
+    local env = {ICL_SWEEP_SBATCH = fake_sbatch()}
+    local code, out = fx.run(dir, {path, "--slurm"}, env)
+    assert.are.equal(0, code, out)
+    assert.is_truthy(out:find("7 of 8 cells to submit as one job array of 4 tasks (group: seeds", 1, true), out)
+    assert.is_truthy(fx.read(dir .. "/out/spec/slurm/sweep.sbatch"):find("#SBATCH --array=0,2,4,6%2", 1, true))
+    local groups = require("icl.sweep.json").decode(fx.read(dir .. "/out/spec/slurm/groups.json")).groups
+    assert.are.same({["0"] = {0, 1}, ["2"] = {2, 3}, ["4"] = {4}, ["6"] = {6, 7}}, groups)
+    code, out = fx.run(dir, {path, "--cell", "2"})
+    assert.are.equal(0, code, out)
+    assert.is_truthy(out:find("cell 3 linear_regression/rope-tiny-s1: started (pid", 1, true), out)
+    assert.is_truthy(out:find("one process for 2 cells)", 1, true), out)
+    assert.is_truthy(out:find("cell 2 linear_regression/rope-tiny-s0: finished", 1, true), out)
+    assert.is_truthy(out:find("cell 3 linear_regression/rope-tiny-s1: finished", 1, true), out)
+    for i, c in ipairs(cells) do
+      local _, finishes = fx.trainer_log(c.dir)
+      assert.are.equal((i == 3 or i == 4) and 1 or 0, finishes, c.id)
+    end
+    code, out = fx.run(dir, {path, "--cell", "2"})
+    assert.are.equal(0, code, out)
+    assert.is_truthy(out:find("cell 2 linear_regression/rope-tiny-s0: already finished", 1, true), out)
+    assert.is_truthy(out:find("cell 3 linear_regression/rope-tiny-s1: already finished", 1, true), out)
+    -- without group, no groups.json is left to mislead a later --cell
+    fx.run(dir, {base(dir, {slurm = {array_limit = 2}}), "--slurm"}, env)
+    assert.is_nil(fx.read(dir .. "/out/spec/slurm/groups.json"))
+  end)
+
   it("--cell refuses a grid that changed since submission", function()
     local path = base(dir)
     local code, out = fx.run(dir, {path, "--slurm", "--dry-run"}, {ICL_SWEEP_SBATCH = fake_sbatch()})

@@ -3,7 +3,8 @@
 # (tests/slurm/cluster.sh), submit a toy sweep as one job array with
 # `icl sweep SPEC --slurm`, follow it with `--status --json` until every cell
 # has ended and the summary job has written summary.md, check that every cell
-# finished exactly once, and stop the daemons (also on failure).
+# finished exactly once; then the same with `group: seeds` (one array task
+# per group of seeds); and stop the daemons (also on failure).
 #
 # The trainer is the fake one (tests/sweep/fake_train.sh) unless
 # ICL_SWEEP_REAL=1, which runs the real `icl train` on a tiny config.
@@ -117,5 +118,46 @@ else
 fi
 echo "# summary.md:"; sed 's/^/#   /' "$WORK/out/slurmtoy/summary.md" 2>/dev/null
 echo "# job $job done; sinfo:"; sinfo | sed 's/^/#   /'
+
+# group: seeds on Slurm: one array task per group of seeds, each group one trainer process
+genc='"nope"'
+cat >"$WORK/grouped.lua" <<SPEC
+return {
+  name = "slurmgroup", output_dir = "$WORK/out", config = "$config",
+  tasks = {$tasks}, encodings = {$genc}, sizes = {"tiny"}, seeds = 2, group = "seeds",
+  overrides = {$overrides}, $extra
+  slurm = {partition = "test", time = "00:10:00", cpus_per_task = 1, array_limit = 2},
+}
+SPEC
+gcells=$(icl sweep "$WORK/grouped.lua" --status --json | field n_cells)
+out=$(icl sweep "$WORK/grouped.lua" --slurm 2>&1); rc=$?
+echo "$out" | sed 's/^/# /'
+ntasks=$((gcells / 2))
+check "group: seeds submits one array task per group ($gcells cells, $ntasks tasks)" \
+  '[ $rc = 0 ] && echo "$out" | grep -q "of $ntasks tasks (group: seeds"'
+deadline=$((SECONDS + ${ICL_SLURM_TIMEOUT:-300}))
+done_=0
+while [ $SECONDS -lt $deadline ]; do
+  st=$(icl sweep "$WORK/grouped.lua" --status --json 2>/dev/null)
+  if [ "$(echo "$st" | field done)" = true ] && [ -f "$WORK/out/slurmgroup/summary.md" ] &&
+     [ -z "$(squeue -h 2>/dev/null)" ]; then done_=1; break; fi
+  sleep 2
+done
+echo "# icl sweep --status:"; icl sweep "$WORK/grouped.lua" --status | sed 's/^/#   /'
+fin=$(echo "$st" | field finished)
+check "grouped: all $gcells cells finished (status says $fin) and the summary was built" \
+  '[ $done_ = 1 ] && [ "$fin" = "$gcells" ]'
+check "grouped: one Slurm log per group" \
+  '[ "$(ls "$WORK"/out/slurmgroup/slurm/cell-*.out 2>/dev/null | wc -l)" = "$ntasks" ]'
+check "grouped: each array task trained its group in one process" \
+  '[ "$(cat "$WORK"/out/slurmgroup/slurm/cell-*.out | grep -c "one process for 2 cells")" = "$gcells" ]'
+if [ "${ICL_SWEEP_REAL:-0}" != 1 ]; then
+  once=1
+  for d in "$WORK"/out/slurmgroup/*/*/; do
+    case "$d" in */compare/*|*/slurm/*) continue ;; esac
+    c=$(grep -c "^finish" "$d/fake_trainer.log" 2>/dev/null); [ "$c" = 1 ] || { once=0; echo "# $d: $c finish lines"; }
+  done
+  check "grouped: every cell was trained exactly once" '[ $once = 1 ]'
+fi
 echo "$((n - failed)) passed, $failed failed"
 [ "$failed" = 0 ]

@@ -2,6 +2,7 @@
 # A stand-in for `icl train` with the same contract, for testing sweeps
 # without training anything:
 #   fake_train.sh CONFIG [--set key=value]... --run-dir DIR [--device D] [--no-eval]
+#   fake_train.sh CONFIG ... --seeds S1,S2 --run-dir DIR1 --run-dir DIR2   (a group: the runs in turn)
 # It honours DIR/run.lock (refuses a run locked by a live process), resumes
 # from its own checkpoint file, and writes status.json, metrics.jsonl and
 # ood_length.json like the trainer. Knobs (environment):
@@ -14,6 +15,25 @@
 #                      with gpu=$CUDA_VISIBLE_DEVICES)
 # Every run also appends "start <pid> <from-step>" / "finish <pid>" to DIR/fake_trainer.log.
 set -u
+# a group (--seeds S1,S2,... with one --run-dir per seed, as `icl train --seeds`): the runs one
+# after another in this process's place; exit 1 when any failed, as the trainer does
+if [[ " $* " == *" --seeds "* ]]; then
+  args=() dirs=() seeds=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --seeds) seeds="$2"; shift 2 ;;
+      --run-dir) dirs+=("$2"); shift 2 ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  IFS=, read -r -a list <<<"$seeds"
+  [ "${#list[@]}" = "${#dirs[@]}" ] || { echo "icl: train: ${#list[@]} seeds but ${#dirs[@]} --run-dir" >&2; exit 2; }
+  rc=0
+  for i in "${!list[@]}"; do
+    "$0" "${args[@]}" --set "training.seed=${list[$i]}" --run-dir "${dirs[$i]}" || rc=1
+  done
+  exit $rc
+fi
 config="" dir="" device="" no_eval=0 max_steps="${FAKE_STEPS:-6}" seed=0
 while [ $# -gt 0 ]; do
   case "$1" in

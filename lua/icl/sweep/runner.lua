@@ -115,6 +115,26 @@ function runner.claim_group(c, lock, info, queue, deferred, opts)
   return members
 end
 
+--- With `group: seeds`: cells to train (in grid order) split as trainers take them: the cells of one
+-- task, encoding and size at the same checkpoint step, at most runner.GROUP_MAX to a trainer, in
+-- order of first appearance. Returns a list of lists of cells (a list of one: a cell alone).
+function runner.partition(cells)
+  local groups, order = {}, {}
+  for _, c in ipairs(cells) do
+    local key = c.group .. "@" .. c.config .. "@" .. cellm.checkpoint_step(c)
+    if not groups[key] then groups[key], order[#order + 1] = {}, key end
+    table.insert(groups[key], c)
+  end
+  local parts = {}
+  for _, key in ipairs(order) do
+    local list = groups[key]
+    for k = 1, #list, runner.GROUP_MAX do
+      parts[#parts + 1] = table.move(list, k, math.min(#list, k + runner.GROUP_MAX - 1), 1, {})
+    end
+  end
+  return parts
+end
+
 --- run the cells. opts: jobs, retry_failed, train_cmd (argv prefix), out
 -- (stream, default stderr), tty (default: out is a terminal), poll
 -- (seconds). Returns a report: {started, finished, failed = {{cell, error,

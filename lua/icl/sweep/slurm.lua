@@ -1,4 +1,5 @@
---- Slurm: one job array per sweep, one array task per grid cell.
+--- Slurm: one job array per sweep, one array task per grid cell (with
+-- `group: seeds`, per group of cells that train in one process).
 --
 -- `icl sweep SPEC --slurm` writes <sweep>/slurm/sweep.sbatch and submits it
 -- with sbatch; array task i runs `icl sweep SPEC --cell i`, which trains
@@ -7,13 +8,18 @@
 -- (<sweep>/slurm/summary.sbatch) depends on the array (afterany) and builds
 -- the summary when every array task has ended. Only cells that need work
 -- are submitted: finished ones and ones a live process holds are left out,
--- failed ones too unless --retry-failed.
+-- failed ones too unless --retry-failed. With `group: seeds` the cells to
+-- submit are grouped as the local runner groups them (runner.partition: one
+-- task, encoding and size at the same step, at most 64); the array has one
+-- task per group, numbered by the group's first cell, and
+-- <sweep>/slurm/groups.json lists each group's cells for `--cell` to claim.
 local core = require "icl.core"
 local files = require "icl.sweep.files"
 local json = require "icl.sweep.json"
 local grid = require "icl.sweep.grid"
 local cellm = require "icl.sweep.cell"
 local specm = require "icl.sweep.spec"
+local runner = require "icl.sweep.runner"
 
 local slurm = {}
 
@@ -75,6 +81,7 @@ function slurm.array_script(s, indices, self_cmd, opts)
   if sl.array_limit then array = array .. "%" .. sl.array_limit end
   local L = {"#!/bin/bash",
              string.format("# icl sweep %s: one array task per grid cell (written by `icl sweep --slurm`).", s.name),
+             s.group and "# Array task i trains the group of cells that starts with cell i (groups.json here)." or
              "# Array task i trains cell i of the spec's grid (see grid.json beside this directory).",
              "#SBATCH --job-name=" .. slurm.quote("icl-" .. s.name),
              "#SBATCH --array=" .. array,
@@ -160,17 +167,35 @@ function slurm.submit(s, cells, opts)
     return {indices = indices}
   end
   files.write_atomic(s.sweep_dir .. "/grid.json", json.encode(grid.describe(s, cells), {indent = "  "}) .. "\n")
+  -- with group: seeds, one array task per group, numbered by its first cell
+  local tasks, groups = indices, nil
+  if s.group then
+    local todo = {}
+    for _, i in ipairs(indices) do todo[#todo + 1] = cells[i + 1] end
+    tasks, groups = {}, {}
+    for _, part in ipairs(runner.partition(todo)) do
+      local ids = {}
+      for k, c in ipairs(part) do ids[k] = c.index end
+      tasks[#tasks + 1] = ids[1]
+      groups[tostring(ids[1])] = ids
+    end
+    table.sort(tasks)
+    files.write_atomic(dir .. "/groups.json", json.encode({groups = groups}, {indent = "  "}) .. "\n")
+  else
+    os.remove(dir .. "/groups.json")
+  end
   local script = dir .. "/sweep.sbatch"
   local sscript = dir .. "/summary.sbatch"
-  files.write_atomic(script, slurm.array_script(s, indices, opts.self_cmd, opts))
+  files.write_atomic(script, slurm.array_script(s, tasks, opts.self_cmd, opts))
   files.write_atomic(sscript, slurm.summary_script(s, opts.self_cmd, opts))
   local sb = sbatch_cmd()
   local argv = {}
   for _, w in ipairs(sb) do argv[#argv + 1] = w end
   argv[#argv + 1] = "--parsable"
   argv[#argv + 1] = script
-  local res = {indices = indices, script = script, summary_script = sscript}
-  out:write(string.format("sweep %s: %d of %d cells to submit as one job array%s\n", s.name, #indices, #cells,
+  local res = {indices = indices, tasks = tasks, groups = groups, script = script, summary_script = sscript}
+  out:write(string.format("sweep %s: %d of %d cells to submit as one job array%s%s\n", s.name, #indices, #cells,
+    groups and string.format(" of %d tasks (group: seeds, one process per group)", #tasks) or "",
     #skip_txt > 0 and (" (skipping " .. table.concat(skip_txt, ", ") .. ")") or ""))
   if opts.dry_run then
     out:write("dry run: would run " .. quote_all(argv) .. "\n")
@@ -193,12 +218,12 @@ function slurm.submit(s, cells, opts)
       "the array is done\n", (stext:gsub("%s+$", "")), s.path))
   end
   files.append(dir .. "/jobs.jsonl", json.encode({array_job = job, summary_job = res.summary_job,
-    n_cells = #indices, array = grid.ranges(indices), time = os.date("!%Y-%m-%dT%H:%M:%SZ")}) .. "\n")
-  out:write(string.format("submitted array job %s (tasks %s%s), summary job %s\n", job, grid.ranges(indices),
+    n_cells = #indices, n_tasks = #tasks, array = grid.ranges(tasks), time = os.date("!%Y-%m-%dT%H:%M:%SZ")}) .. "\n")
+  out:write(string.format("submitted array job %s (tasks %s%s), summary job %s\n", job, grid.ranges(tasks),
     s.slurm.array_limit and (", at most " .. s.slurm.array_limit .. " at once") or "",
     tostring(res.summary_job or "not submitted")))
-  out:write(string.format("logs: %s/cell-<index>.out and each run's train.log; progress: icl sweep %s --status\n",
-    dir, s.path))
+  out:write(string.format("logs: %s/cell-<index>.out%s and each run's train.log; progress: icl sweep %s --status\n",
+    dir, groups and " (index: a group's first cell)" or "", s.path))
   return res
 end
 
