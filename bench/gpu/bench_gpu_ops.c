@@ -1,6 +1,7 @@
 /* GPU micro-benchmark of the CUDA backend's generic ops: the standard model's
- * GEMM shapes in TF32 and strict FP32, and a large device-to-device copy for
- * memory bandwidth. Times with CUDA events on the backend's stream, median of
+ * GEMM shapes in TF32 and strict FP32, its RMSNorm entries (33 backward calls
+ * per training step; docs/cuda.md has their profile), and a large
+ * device-to-device copy for memory bandwidth. Times with CUDA events on the backend's stream, median of
  * REPS runs after WARMUP, inputs random normal (never zeros) and rotated over
  * NSETS buffers so the L2 cache does not hold them between runs.
  *
@@ -12,6 +13,7 @@
 
 #include "core/backend.h"
 #include "cuda/icl_cuda.h"
+#include "nn/nn_kernels.h"
 #include "ops/ops.h"
 
 #define WARMUP 10
@@ -98,6 +100,45 @@ static void bench_gemm(icl_ctx *ctx, const icl_backend *be, timer *tm, int64_t m
   ctx->strict_fp32 = 0;
 }
 
+/* The RMSNorm entries at the standard shape (64 x 102 tokens, hidden 256), as
+ * the training step calls them; GB/s counts each operand read or written once. */
+static void bench_norm(icl_ctx *ctx, const icl_backend *be, timer *tm) {
+  const int64_t rows = 6528, d = 256, n = rows * d;
+  icl_tensor *x[NSETS], *dy[NSETS], *dx[NSETS], *y = randn(ctx, rows, d, 40), *a = randn(ctx, rows, d, 41);
+  icl_tensor *w = randn(ctx, 1, d, 42), *dw = randn(ctx, 1, d, 43), *rstd = randn(ctx, rows, 1, 44);
+  for (int i = 0; i < NSETS; i++) {
+    x[i] = randn(ctx, rows, d, 50 + 3 * (uint64_t)i);
+    dy[i] = randn(ctx, rows, d, 51 + 3 * (uint64_t)i);
+    dx[i] = randn(ctx, rows, d, 52 + 3 * (uint64_t)i);
+  }
+#define F(t) ((float *)icl_tensor_data(t))
+  /* rstd of x[0] for the backward (any positive values do for timing) */
+  if (be->nn->rmsnorm_fwd(ctx, F(y), F(rstd), F(x[0]), F(w), rows, d, 1e-6f)) die(ctx, "rmsnorm_fwd");
+  static const char *names[4] = {"rmsnorm_fwd", "add_rmsnorm", "rms_bwd dx+=", "rms_bwd +dw"};
+  /* floats moved per element: fwd x, y; add: x, delta, a, y; bwd dx+=: dy, x, dx read + dx written; + dw: the
+   * column sum reads dy and x again */
+  static const double floats[4] = {2, 4, 4, 6};
+  for (int v = 0; v < 4; v++) {
+    for (int r = 0; r < WARMUP + REPS; r++) {
+      int s = r % NSETS;
+      if (r >= WARMUP) CU(cudaEventRecord(tm->start[r - WARMUP], tm->stream));
+      int rc = v == 0   ? be->nn->rmsnorm_fwd(ctx, F(y), F(rstd), F(x[s]), F(w), rows, d, 1e-6f)
+               : v == 1 ? be->nn->add_rmsnorm_fwd(ctx, F(a), F(y), F(rstd), F(x[s]), F(dy[s]), F(w), rows, d, 1e-6f)
+                        : be->nn->rmsnorm_bwd(ctx, F(dx[s]), v == 3 ? F(dw) : NULL, F(dy[s]), F(x[s]), F(w), F(rstd),
+                                              rows, d, 1);
+      if (rc) die(ctx, names[v]);
+      if (r >= WARMUP) CU(cudaEventRecord(tm->stop[r - WARMUP], tm->stream));
+    }
+    float ms = timer_median_ms(tm);
+    double gbs = floats[v] * 4.0 * (double)n / (ms * 1e-3) / 1e9;
+    printf("%-8s %-26s %-8s %10.4f %12.1f GB/s\n", names[v], "[6528,256]", "-", ms, gbs);
+  }
+#undef F
+  for (int i = 0; i < NSETS; i++) icl_tensor_free(ctx, x[i]), icl_tensor_free(ctx, dy[i]), icl_tensor_free(ctx, dx[i]);
+  icl_tensor_free(ctx, y), icl_tensor_free(ctx, a), icl_tensor_free(ctx, w), icl_tensor_free(ctx, dw);
+  icl_tensor_free(ctx, rstd);
+}
+
 /* 1 GiB each way: bytes moved = read + write */
 static void bench_copy(icl_ctx *ctx, const icl_backend *be, timer *tm) {
   int64_t n = (int64_t)1 << 28;
@@ -145,6 +186,7 @@ int main(void) {
   static const int64_t shapes[3][3] = {{6528, 256, 1024}, {6528, 1024, 256}, {6528, 256, 768}};
   for (int strict = 0; strict < 2; strict++)
     for (int i = 0; i < 3; i++) bench_gemm(ctx, be, &tm, shapes[i][0], shapes[i][1], shapes[i][2], strict);
+  bench_norm(ctx, be, &tm);
   bench_copy(ctx, be, &tm);
   for (int i = 0; i < REPS; i++) {
     cudaEventDestroy(tm.start[i]);
