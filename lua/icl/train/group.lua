@@ -14,8 +14,8 @@
 -- cuda/icl_cuda.h), so the K graph replays of a group step overlap on the
 -- device: a small model leaves most of the chip idle. ICL_GROUP_LANES=0 runs
 -- them one after another on the one stream instead (to measure what lanes
--- bring). Runs whose task is defined in Lua take the group step below, one
--- after another.
+-- bring). Where the C step does not apply (past 2^24 steps) the group step
+-- below runs them one after another.
 --
 -- A run that fails (NaN/Inf, its final checkpoint cannot be written) is
 -- recorded in its own directory and leaves the group; the others go on.
@@ -211,7 +211,7 @@ function group.run(runs, opts)
       if steppers then steps[i] = s.stepper; if lanes then lanes[i] = s.index end end
     end
   end
-  -- every run through its C step, or none (a Lua-defined task has none)
+  -- every run through its C step, or none (train.make_step says when there is none)
   local function make_steppers()
     if not on_gpu or #active == 0 then return end
     for _, s in ipairs(active) do
