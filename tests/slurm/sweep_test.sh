@@ -83,6 +83,19 @@ field() { # field NAME < status JSON  (n_cells, finished, done)
   FIELD=$1 lua5.4 -e 'local j = require("icl.sweep.json").decode(io.read("a"))
     print(tostring(({n_cells = j.n_cells, finished = j.counts.finished, done = j.done})[os.getenv("FIELD")]))' 
 }
+# wait_sweep SPEC NAME: until every cell has ended, the summary exists and the queue is empty;
+# sets done_ (1 when that happened in time) and st (the last --status --json)
+wait_sweep() {
+  local deadline=$((SECONDS + ${ICL_SLURM_TIMEOUT:-300}))
+  done_=0
+  while [ $SECONDS -lt $deadline ]; do
+    st=$(icl sweep "$1" --status --json 2>/dev/null)
+    if [ "$(echo "$st" | field done)" = true ] && [ -f "$WORK/out/$2/summary.md" ] &&
+       [ -z "$(squeue -h 2>/dev/null)" ]; then done_=1; break; fi
+    sleep 2
+  done
+  echo "# icl sweep --status:"; icl sweep "$1" --status | sed 's/^/#   /'
+}
 cells=$(icl sweep "$WORK/toy.lua" --status --json | field n_cells)
 out=$(icl sweep "$WORK/toy.lua" --slurm 2>&1); rc=$?
 echo "$out" | sed 's/^/# /'
@@ -90,15 +103,7 @@ check "icl sweep --slurm submits one job array" '[ $rc = 0 ] && echo "$out" | gr
 job=$(echo "$out" | sed -n 's/^submitted array job \([0-9]*\).*/\1/p')
 echo "# squeue after submission:"; squeue | sed 's/^/#   /'
 
-deadline=$((SECONDS + ${ICL_SLURM_TIMEOUT:-300}))
-done_=0
-while [ $SECONDS -lt $deadline ]; do
-  st=$(icl sweep "$WORK/toy.lua" --status --json 2>/dev/null)
-  if [ "$(echo "$st" | field done)" = true ] && [ -f "$WORK/out/slurmtoy/summary.md" ] &&
-     [ -z "$(squeue -h 2>/dev/null)" ]; then done_=1; break; fi
-  sleep 2
-done
-echo "# icl sweep --status:"; icl sweep "$WORK/toy.lua" --status | sed 's/^/#   /'
+wait_sweep "$WORK/toy.lua" slurmtoy
 check "every array task ended within the time limit" '[ $done_ = 1 ]'
 fin=$(echo "$st" | field finished)
 check "all $cells cells finished (status says $fin)" '[ "$fin" = "$cells" ]'
@@ -135,15 +140,7 @@ echo "$out" | sed 's/^/# /'
 ntasks=$((gcells / 2))
 check "group: seeds submits one array task per group ($gcells cells, $ntasks tasks)" \
   '[ $rc = 0 ] && echo "$out" | grep -q "of $ntasks tasks (group: seeds"'
-deadline=$((SECONDS + ${ICL_SLURM_TIMEOUT:-300}))
-done_=0
-while [ $SECONDS -lt $deadline ]; do
-  st=$(icl sweep "$WORK/grouped.lua" --status --json 2>/dev/null)
-  if [ "$(echo "$st" | field done)" = true ] && [ -f "$WORK/out/slurmgroup/summary.md" ] &&
-     [ -z "$(squeue -h 2>/dev/null)" ]; then done_=1; break; fi
-  sleep 2
-done
-echo "# icl sweep --status:"; icl sweep "$WORK/grouped.lua" --status | sed 's/^/#   /'
+wait_sweep "$WORK/grouped.lua" slurmgroup
 fin=$(echo "$st" | field finished)
 check "grouped: all $gcells cells finished (status says $fin) and the summary was built" \
   '[ $done_ = 1 ] && [ "$fin" = "$gcells" ]'
