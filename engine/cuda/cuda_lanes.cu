@@ -42,14 +42,15 @@ static int lane_make(icl_ctx *ctx, icl_cuda_state *st, int k) {
   if (!st->lanes) {
     st->lanes = (struct icl_cuda_lane *)calloc(ICL_CUDA_LANES_MAX, sizeof *st->lanes);
     if (!st->lanes) return icl_errorf(ctx, ICL_ENOMEM, "cuda: out of host memory for the lanes");
-    ICL_CU(ctx, "cudaEventCreate (fork)", cudaEventCreateWithFlags(&st->fork_event, cudaEventDisableTiming));
   }
+  if (!st->fork_event)
+    ICL_CU(ctx, "cudaEventCreate (fork)", cudaEventCreateWithFlags(&st->fork_event, cudaEventDisableTiming));
   struct icl_cuda_lane *l = &st->lanes[k - 1];
-  if (l->stream) return ICL_OK;
-  ICL_CU(ctx, "lane workspace", cudaMalloc(&l->workspace, st->workspace_bytes));
-  ICL_CU(ctx, "lane scratch", cudaMalloc(&l->scratch, st->scratch_bytes));
-  ICL_CU(ctx, "lane event", cudaEventCreateWithFlags(&l->done, cudaEventDisableTiming));
-  ICL_CU(ctx, "lane stream", cudaStreamCreateWithFlags(&l->stream, cudaStreamNonBlocking));
+  /* each part once: after a failure the next call makes only what is missing (the stream last) */
+  if (!l->workspace) ICL_CU(ctx, "lane workspace", cudaMalloc(&l->workspace, st->workspace_bytes));
+  if (!l->scratch) ICL_CU(ctx, "lane scratch", cudaMalloc(&l->scratch, st->scratch_bytes));
+  if (!l->done) ICL_CU(ctx, "lane event", cudaEventCreateWithFlags(&l->done, cudaEventDisableTiming));
+  if (!l->stream) ICL_CU(ctx, "lane stream", cudaStreamCreateWithFlags(&l->stream, cudaStreamNonBlocking));
   return ICL_OK;
 }
 
