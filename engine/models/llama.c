@@ -40,6 +40,33 @@ static int max_threads(void) {
 #endif
 }
 
+icl_view icl_llama_rows(float *data, int64_t rows, int64_t cols, int64_t row_stride) {
+  icl_view v;
+  memset(&v, 0, sizeof v);
+  v.data = data;
+  v.ndim = 2;
+  v.shape[0] = rows, v.shape[1] = cols;
+  v.stride[0] = row_stride, v.stride[1] = 1;
+  return v;
+}
+
+/* Whether a training pass computes its last layer at the x tokens only.
+ * Predictions are read at the x tokens (even rows), so after the last
+ * attention (whose keys and values need every row) the o projection, the
+ * MLP and the final norm of the y rows feed nothing: their outputs are
+ * never read and their gradients are exactly zero. Skipping them changes no
+ * number of the x rows (each is computed by the same kernels from the same
+ * inputs) and saves about 40% of the last layer. Off when attention
+ * probabilities are captured (the analyses read every row) and, until it
+ * has run on a device, on CUDA; ICL_LLAMA_TRIM=0 / 1 forces it. */
+static int llama_trim(const icl_model *m, int64_t T) {
+  const icl_llama *s = llama_state(m);
+  if (T % 2 || s->n_capture) return 0;
+  const char *e = getenv("ICL_LLAMA_TRIM");
+  if (e && *e) return strcmp(e, "0") != 0;
+  return m->device == ICL_CPU;
+}
+
 void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama_layout *L) {
   const icl_llama *s = llama_state(m);
   const icl_pe_cfg *pe = &s->cfg.pe;
@@ -84,6 +111,8 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     off += p * s->cfg.layers;
     TAKE(hL, BT * d);
     TAKE(rF, BT);
+    L->trim = llama_trim(m, T);
+    if (L->trim) TAKE(xc, BT * d);
     /* forward: qkv 3d + delta d; backward: dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
     int64_t need = 4 * d;
     if (3 * F + d > need) need = 3 * F + d;
@@ -127,8 +156,9 @@ static int llama_init_params(icl_ctx *ctx, icl_model *m, uint64_t seed) {
   for (int64_t l = 0; l < s->cfg.layers; l++) {
     llama_layer *ly = &s->layer[l];
     for (int k = 0; k < LP__N; k++) {
-      int rc = (k == LP_LN1 || k == LP_LN2) ? icl_params_init_fill(ctx, p, ly->p[k], 1.0f)
-                                            : icl_params_init_normal(ctx, p, ly->p[k], 0, s->cfg.init_std, seed, stream);
+      int rc = (k == LP_LN1 || k == LP_LN2)
+                   ? icl_params_init_fill(ctx, p, ly->p[k], 1.0f)
+                   : icl_params_init_normal(ctx, p, ly->p[k], 0, s->cfg.init_std, seed, stream);
       stream++;
       if (rc) return rc;
     }
@@ -155,8 +185,9 @@ static int llama_graph_safe(const icl_model *m) {
   return s->cfg.pe.bias != ICL_BIAS_CALLBACK && s->n_capture == 0;
 }
 
-static const icl_backbone_ops llama_ops = {"llama",           llama_init_params, llama_workspace, icl_llama_forward,
-                                           icl_llama_backward, llama_destroy,     llama_graph_safe};
+static const icl_backbone_ops llama_ops = {"llama",           llama_init_params,  llama_workspace,
+                                           icl_llama_forward, icl_llama_backward, llama_destroy,
+                                           llama_graph_safe};
 
 static int declare(icl_ctx *ctx, icl_model *m, int *idx, const char *name, int ndim, int64_t a, int64_t b) {
   int64_t shape[2] = {a, b};
@@ -172,13 +203,12 @@ static int declare_layers(icl_ctx *ctx, icl_model *m, icl_llama *s) {
   const int64_t d = m->hidden, F = s->F, H = s->cfg.heads;
   const icl_pe_cfg *pe = &s->cfg.pe;
   const icl_bias_callback *cb = pe->bias == ICL_BIAS_CALLBACK ? pe->callback : NULL;
-  static const char *const lname[LP__N] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                                           "self_attn.v_proj.weight", "self_attn.o_proj.weight",
-                                           "mlp.gate_proj.weight",    "mlp.up_proj.weight",
-                                           "mlp.down_proj.weight",    "input_layernorm.weight",
-                                           "post_attention_layernorm.weight"};
-  static const char *const fname[FP__N] = {"mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "c",
-                                           "L_multiplier"};
+  static const char *const lname[LP__N] = {
+      "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+      "self_attn.o_proj.weight", "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+      "mlp.down_proj.weight",    "input_layernorm.weight",  "post_attention_layernorm.weight"};
+  static const char *const fname[FP__N] = {"mlp.0.weight", "mlp.0.bias", "mlp.2.weight",
+                                           "mlp.2.bias",   "c",          "L_multiplier"};
   char name[ICL_PARAM_NAME_MAX];
   for (int64_t l = 0; l < s->cfg.layers; l++) {
     llama_layer *ly = &s->layer[l];
@@ -226,8 +256,8 @@ static int declare_layers(icl_ctx *ctx, icl_model *m, icl_llama *s) {
 icl_model *icl_llama_new(icl_ctx *ctx, const icl_llama_cfg *cfg, icl_device dev, uint64_t seed) {
   const int64_t d = cfg->hidden, H = cfg->heads;
   if (cfg->layers <= 0 || H <= 0 || d <= 0 || d % H) {
-    icl_errorf(ctx, ICL_EINVAL, "llama: need layers > 0 and hidden_size (%lld) divisible by heads (%lld)",
-               (long long)d, (long long)H);
+    icl_errorf(ctx, ICL_EINVAL, "llama: need layers > 0 and hidden_size (%lld) divisible by heads (%lld)", (long long)d,
+               (long long)H);
     return NULL;
   }
   if (icl_pe_validate(ctx, &cfg->pe, H, d / H)) return NULL;
@@ -276,8 +306,8 @@ int icl_llama_set_capture(icl_ctx *ctx, icl_model *m, int64_t layer, float *out,
   if (!icl_llama_config(m)) return icl_errorf(ctx, ICL_EINVAL, "attention capture: not a llama model");
   icl_llama *s = llama_state(m);
   if (layer < 0 || layer >= s->cfg.layers)
-    return icl_errorf(ctx, ICL_ERANGE, "attention capture: layer %lld out of range (model has %lld)",
-                      (long long)layer, (long long)s->cfg.layers);
+    return icl_errorf(ctx, ICL_ERANGE, "attention capture: layer %lld out of range (model has %lld)", (long long)layer,
+                      (long long)s->cfg.layers);
   icl_attn_capture *c = &s->layer[layer].cap;
   if (c->out && !out) s->n_capture--;
   if (!c->out && out) s->n_capture++;

@@ -37,6 +37,43 @@ static int bias_backward(icl_ctx *ctx, icl_model *m, const icl_backend *be, int6
   return ICL_OK;
 }
 
+/* The last layer of a trimmed pass (llama_trim) down to its attention: the
+ * final norm, MLP and o projection at the x rows, in the compact layout the
+ * forward left (R = BT / 2 rows). Leaves dattn (the attention phase's
+ * scratch) with the x rows' gradient and zero at the y rows, exactly what
+ * the full pass computes there, and dx with the residual gradient of the
+ * layer input (zero at the y rows, which nothing after the attention reads). */
+static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, const float *dy, float *dx, int64_t B,
+                             int64_t T, float *ws, const llama_layout *L) {
+  icl_llama *s = llama_state(m);
+  const int64_t d = m->hidden, F = s->F, BT = B * T, R = BT / 2;
+  const llama_layer *ly = &s->layer[s->cfg.layers - 1];
+  float *Y = ws + L->layers + (s->cfg.layers - 1) * L->per_layer;
+  float *scr = ws + L->scratch, *dyc = ws + L->xc, *dxc = dyc + R * d;
+  float *dgu = scr, *dact = scr + R * 2 * F, *dn = dact + R * F; /* MLP phase, compact */
+  float *dattn = scr + BT * d + BT * 3 * d;                      /* attention phase, as in the full pass */
+  int rc = be->copy(ctx, icl_llama_rows(dyc, R, d, d), ICL_F32, icl_llama_rows((float *)dy, R, d, 2 * d), ICL_F32);
+  if (!rc) rc = be->nn->rmsnorm_bwd(ctx, dxc, G_(m, s->p_norm), dyc, ws + L->hL, P_(m, s->p_norm), ws + L->rF, R, d, 0);
+  if (!rc) rc = be->gemm(ctx, 1, 0, d, F, R, 1.0f, dxc, d, 0, Y + L->o_act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
+  if (!rc) rc = be->gemm(ctx, 0, 0, R, F, d, 1.0f, dxc, d, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, dact, F, 0, 1);
+  if (!rc) rc = be->nn->swiglu_bwd(ctx, dgu, dact, Y + L->o_gu, R, F);
+  if (!rc)
+    rc = be->gemm(ctx, 1, 0, 2 * F, d, R, 1.0f, dgu, 2 * F, 0, Y + L->o_n2, d, 0, 1.0f, G_(m, ly->p[LP_GATE]), d, 0, 1);
+  if (!rc) rc = be->gemm(ctx, 0, 0, R, d, 2 * F, 1.0f, dgu, 2 * F, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, dn, d, 0, 1);
+  if (!rc)
+    rc =
+        be->nn->rmsnorm_bwd(ctx, dxc, G_(m, ly->p[LP_LN2]), dn, Y + L->o_a, P_(m, ly->p[LP_LN2]), Y + L->o_r2, R, d, 1);
+  /* o projection: the attention output's x rows sit 2d apart */
+  if (!rc)
+    rc = be->gemm(ctx, 1, 0, d, d, R, 1.0f, dxc, d, 0, Y + L->o_attn, 2 * d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
+  if (!rc) rc = be->fill(ctx, icl_llama_rows(dattn, BT, d, d), ICL_F32, 0.0);
+  if (!rc) rc = be->gemm(ctx, 0, 0, R, d, d, 1.0f, dxc, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, 2 * d, 0, 1);
+  /* the residual gradient of the layer input, at full height for the rest */
+  if (!rc) rc = be->fill(ctx, icl_llama_rows(dx, BT, d, d), ICL_F32, 0.0);
+  if (!rc) rc = be->copy(ctx, icl_llama_rows(dx, R, d, 2 * d), ICL_F32, icl_llama_rows(dxc, R, d, d), ICL_F32);
+  return rc;
+}
+
 int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws) {
   const icl_backend *be = icl_backend_get(ctx, m->device);
   if (!be) return ctx->errcode;
@@ -50,34 +87,41 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
   float *scr = ws + L.scratch;
   float *dgu = scr, *dact = scr + BT * 2 * F, *dn = dact + BT * F; /* MLP phase */
-  float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;                       /* attention phase (dn = scr) */
-  /* final norm: dx = d h_L (overwrites) */
-  int rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, s->p_norm), dy, ws + L.hL, P_(m, s->p_norm), ws + L.rF, BT, d, 0);
+  float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;          /* attention phase (dn = scr) */
+  int rc = ICL_OK;
+  if (L.trim) {
+    rc = last_layer_x_rows(ctx, m, be, dy, dx, B, T, ws, &L);
+  } else {
+    /* final norm: dx = d h_L (overwrites) */
+    rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, s->p_norm), dy, ws + L.hL, P_(m, s->p_norm), ws + L.rF, BT, d, 0);
+  }
   for (int64_t l = nl - 1; l >= 0 && !rc; l--) {
     const llama_layer *ly = &s->layer[l];
     float *Y = ws + L.layers + l * L.per_layer;
-    /* MLP: h' = a + down(silu(gate) * up) */
-    rc = be->gemm(ctx, 1, 0, d, F, BT, 1.0f, dx, d, 0, Y + L.o_act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
-    if (!rc) rc = be->gemm(ctx, 0, 0, BT, F, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, dact, F, 0, 1);
-    if (!rc) rc = be->nn->swiglu_bwd(ctx, dgu, dact, Y + L.o_gu, BT, F);
-    if (!rc)
-      rc = be->gemm(ctx, 1, 0, 2 * F, d, BT, 1.0f, dgu, 2 * F, 0, Y + L.o_n2, d, 0, 1.0f, G_(m, ly->p[LP_GATE]), d, 0,
-                    1);
-    if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, 2 * F, 1.0f, dgu, 2 * F, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, dn, d, 0, 1);
-    if (!rc)
-      rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN2]), dn, Y + L.o_a, P_(m, ly->p[LP_LN2]), Y + L.o_r2, BT, d,
-                               1);
-    /* attention: a = h + o_proj(attn) */
-    if (!rc)
-      rc = be->gemm(ctx, 1, 0, d, d, BT, 1.0f, dx, d, 0, Y + L.o_attn, d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
-    if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
+    if (!(L.trim && l == nl - 1)) { /* a trimmed last layer did its MLP and o projection above */
+      /* MLP: h' = a + down(silu(gate) * up) */
+      rc = be->gemm(ctx, 1, 0, d, F, BT, 1.0f, dx, d, 0, Y + L.o_act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
+      if (!rc) rc = be->gemm(ctx, 0, 0, BT, F, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, dact, F, 0, 1);
+      if (!rc) rc = be->nn->swiglu_bwd(ctx, dgu, dact, Y + L.o_gu, BT, F);
+      if (!rc)
+        rc = be->gemm(ctx, 1, 0, 2 * F, d, BT, 1.0f, dgu, 2 * F, 0, Y + L.o_n2, d, 0, 1.0f, G_(m, ly->p[LP_GATE]), d, 0,
+                      1);
+      if (!rc)
+        rc = be->gemm(ctx, 0, 0, BT, d, 2 * F, 1.0f, dgu, 2 * F, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, dn, d, 0, 1);
+      if (!rc)
+        rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN2]), dn, Y + L.o_a, P_(m, ly->p[LP_LN2]), Y + L.o_r2, BT, d,
+                                 1);
+      /* attention: a = h + o_proj(attn) */
+      if (!rc)
+        rc = be->gemm(ctx, 1, 0, d, d, BT, 1.0f, dx, d, 0, Y + L.o_attn, d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
+      if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
+    }
     if (!rc)
       rc = be->attn->bwd(ctx, sh, dqkv, dattn, cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P,
                          bias_params ? Y + L.o_P : NULL, ws + L.attn_scratch, L.nthreads);
     if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, Y + L.o_P, ws, &L);
     if (!rc)
-      rc = be->gemm(ctx, 1, 0, 3 * d, d, BT, 1.0f, dqkv, 3 * d, 0, Y + L.o_n1, d, 0, 1.0f, G_(m, ly->p[LP_Q]), d, 0,
-                    1);
+      rc = be->gemm(ctx, 1, 0, 3 * d, d, BT, 1.0f, dqkv, 3 * d, 0, Y + L.o_n1, d, 0, 1.0f, G_(m, ly->p[LP_Q]), d, 0, 1);
     if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, 3 * d, 1.0f, dqkv, 3 * d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, scr, d, 0, 1);
     if (!rc)
       rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN1]), scr, Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1, BT, d,

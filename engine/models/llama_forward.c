@@ -77,6 +77,35 @@ static int layer_bias(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t
   return ICL_OK;
 }
 
+/* The last layer after its attention, at the x tokens only (llama_trim):
+ * the even rows of its input and attention output are gathered into R =
+ * BT / 2 compact rows, and the layer's a, n2, r2, gu, act, the final norm's
+ * input and rstd all hold R compact rows; y gets its even rows. */
+static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, float *ws, float *Y, float *y,
+                             float *hc, float *delta, int64_t BT, const llama_layout *L) {
+  icl_llama *s = llama_state(m);
+  const llama_layer *ly = &s->layer[s->cfg.layers - 1];
+  const int64_t d = m->hidden, F = s->F, R = BT / 2;
+  const float eps = s->cfg.rms_eps;
+  /* hc: the layer input's x rows (the qkv scratch is free after attention) */
+  int rc = be->copy(ctx, icl_llama_rows(hc, R, d, d), ICL_F32, icl_llama_rows(Y + L->o_h, R, d, 2 * d), ICL_F32);
+  if (!rc)
+    rc = be->gemm(ctx, 0, 1, R, d, d, 1.0f, Y + L->o_attn, 2 * d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
+  if (!rc)
+    rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, hc, delta, P_(m, ly->p[LP_LN2]), R, d, eps);
+  if (!rc)
+    rc = be->gemm(ctx, 0, 1, R, 2 * F, d, 1.0f, Y + L->o_n2, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, Y + L->o_gu,
+                  2 * F, 0, 1);
+  if (!rc) rc = be->nn->swiglu_fwd(ctx, Y + L->o_act, Y + L->o_gu, R, F);
+  if (!rc)
+    rc = be->gemm(ctx, 0, 1, R, d, F, 1.0f, Y + L->o_act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, delta, d, 0, 1);
+  /* the final norm into hc (free again), then to y's even rows */
+  if (!rc)
+    rc = be->nn->add_rmsnorm_fwd(ctx, ws + L->hL, hc, ws + L->rF, Y + L->o_a, delta, P_(m, s->p_norm), R, d, eps);
+  if (!rc) rc = be->copy(ctx, icl_llama_rows(y, R, d, 2 * d), ICL_F32, icl_llama_rows(hc, R, d, d), ICL_F32);
+  return rc;
+}
+
 static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, const float *x, float *y, int64_t B,
                          int64_t T, float *ws, const llama_layout *L) {
   icl_llama *s = llama_state(m);
@@ -88,7 +117,8 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
   float *Y0 = ws + L->layers;
   int rc = be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
-  if (!rc) rc = be->nn->rmsnorm_fwd(ctx, Y0 + L->o_n1, Y0 + L->o_r1, Y0 + L->o_h, P_(m, s->layer[0].p[LP_LN1]), BT, d, eps);
+  if (!rc)
+    rc = be->nn->rmsnorm_fwd(ctx, Y0 + L->o_n1, Y0 + L->o_r1, Y0 + L->o_h, P_(m, s->layer[0].p[LP_LN1]), BT, d, eps);
   for (int64_t l = 0; l < nl && !rc; l++) {
     const llama_layer *ly = &s->layer[l];
     float *Y = ws + L->layers + l * L->per_layer;
@@ -97,11 +127,15 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     if (!rc)
       rc = be->attn->fwd(ctx, sh, Y + L->o_attn, qkv, cs, sn, bias, scale, Y + L->o_q, Y + L->o_k, Y + L->o_v,
                          Y + L->o_P, 1, s->n_capture ? &ly->cap : NULL, ws + L->attn_scratch, L->nthreads);
+    if (!rc && L->trim && l == nl - 1) {
+      rc = last_layer_x_rows(ctx, m, be, ws, Y, y, qkv, delta, BT, L);
+      break;
+    }
     if (!rc)
       rc = be->gemm(ctx, 0, 1, BT, d, d, 1.0f, Y + L->o_attn, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
     if (!rc)
-      rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta,
-                                   P_(m, ly->p[LP_LN2]), BT, d, eps);
+      rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta, P_(m, ly->p[LP_LN2]),
+                                   BT, d, eps);
     if (!rc)
       rc = be->gemm(ctx, 0, 1, BT, 2 * F, d, 1.0f, Y + L->o_n2, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, Y + L->o_gu,
                     2 * F, 0, 1);
@@ -128,7 +162,8 @@ static int forward_infer(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   const float eps = s->cfg.rms_eps, scale = (float)(1.0 / sqrt((double)s->hd));
   const float *cs = L->cos >= 0 ? ws + L->cos : NULL, *sn = L->sin >= 0 ? ws + L->sin : NULL;
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
-  float *n = ws + L->n, *r = ws + L->r, *qkv = ws + L->qkv, *attn = ws + L->attn, *gu = ws + L->mlp, *act = gu + R * 2 * F;
+  float *n = ws + L->n, *r = ws + L->r, *qkv = ws + L->qkv, *attn = ws + L->attn, *gu = ws + L->mlp,
+        *act = gu + R * 2 * F;
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
   int rc = be->memcpy(ctx, y, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
   if (!rc) rc = be->nn->rmsnorm_fwd(ctx, n, r, y, P_(m, s->layer[0].p[LP_LN1]), BT, d, eps);
@@ -144,15 +179,17 @@ static int forward_infer(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     if (!rc) rc = be->nn->rmsnorm_fwd(ctx, n, r, y, P_(m, ly->p[LP_LN2]), BT, d, eps);
     for (int64_t r0 = 0; r0 < BT && !rc; r0 += R) {
       int64_t rows = BT - r0 < R ? BT - r0 : R;
-      rc = be->gemm(ctx, 0, 1, rows, 2 * F, d, 1.0f, n + r0 * d, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, gu, 2 * F,
-                    0, 1);
+      rc = be->gemm(ctx, 0, 1, rows, 2 * F, d, 1.0f, n + r0 * d, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, gu, 2 * F, 0,
+                    1);
       if (!rc) rc = be->nn->swiglu_fwd(ctx, act, gu, rows, F);
       if (!rc)
         rc = be->gemm(ctx, 0, 1, rows, d, F, 1.0f, act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 1.0f, y + r0 * d, d, 0, 1);
     }
     if (rc) break;
-    if (l + 1 < nl) rc = be->nn->rmsnorm_fwd(ctx, n, r, y, P_(m, s->layer[l + 1].p[LP_LN1]), BT, d, eps);
-    else rc = be->nn->rmsnorm_fwd(ctx, y, r, y, P_(m, s->p_norm), BT, d, eps); /* rows are independent: in place */
+    if (l + 1 < nl)
+      rc = be->nn->rmsnorm_fwd(ctx, n, r, y, P_(m, s->layer[l + 1].p[LP_LN1]), BT, d, eps);
+    else
+      rc = be->nn->rmsnorm_fwd(ctx, y, r, y, P_(m, s->p_norm), BT, d, eps); /* rows are independent: in place */
   }
   return rc;
 }

@@ -43,6 +43,8 @@ typedef struct llama_layout {
   int64_t layers, per_layer;
   int64_t o_h, o_n1, o_r1, o_q, o_k, o_v, o_P, o_attn, o_a, o_n2, o_r2, o_gu, o_act; /* inside a layer block */
   int64_t hL, rF;                                                             /* final input and its rstd */
+  int64_t xc; /* trimmed last layer: the x rows' dy and residual gradient, [BT/2, d] each */
+  int trim;   /* the last layer of a training pass works on the x rows only (llama_trim) */
   int64_t scratch;                                                            /* shared scratch region */
   /* inference */
   int64_t n, r, qkv, attn, delta, mlp, mlp_rows;
@@ -55,5 +57,8 @@ int icl_llama_forward(icl_ctx *ctx, icl_model *m, const float *x, float *y, int6
                       int train);
 int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws);
 int icl_llama_has_bias_params(const icl_llama *s);
+/* row-major [rows, cols] view with a row stride, for gathers and scatters of
+ * the x rows */
+icl_view icl_llama_rows(float *data, int64_t rows, int64_t cols, int64_t row_stride);
 
 #endif

@@ -105,23 +105,23 @@ static icl_view view3(float *data, int64_t a, int64_t b, int64_t c, int64_t sa, 
 }
 
 /* tokens[b, 2i, :] = xs[b, i, :]; tokens[b, 2i+1, :] = (ys[b, i], 0, ..., 0) */
-static int build_tokens(icl_ctx *ctx, const icl_backend *be, icl_model *m, const float *xs, const float *ys,
-                        int64_t B, int64_t N) {
+static int build_tokens(icl_ctx *ctx, const icl_backend *be, icl_model *m, const float *xs, const float *ys, int64_t B,
+                        int64_t N) {
   int64_t D = m->n_dims, T = 2 * N;
   float *tok = m->tokens;
-  int rc = be->copy(ctx, view3(tok, B, N, D, T * D, 2 * D, 1), ICL_F32, view3((float *)xs, B, N, D, N * D, D, 1),
-                    ICL_F32);
+  int rc =
+      be->copy(ctx, view3(tok, B, N, D, T * D, 2 * D, 1), ICL_F32, view3((float *)xs, B, N, D, N * D, D, 1), ICL_F32);
   if (!rc) rc = be->fill(ctx, view3(tok + D, B, N, D, T * D, 2 * D, 1), ICL_F32, 0.0);
   if (!rc)
-    rc = be->copy(ctx, view3(tok + D, B, N, 1, T * D, 2 * D, 1), ICL_F32, view3((float *)ys, B, N, 1, N, 1, 1),
-                  ICL_F32);
+    rc =
+        be->copy(ctx, view3(tok + D, B, N, 1, T * D, 2 * D, 1), ICL_F32, view3((float *)ys, B, N, 1, N, 1, 1), ICL_F32);
   return rc;
 }
 
-int icl_model_forward(icl_ctx *ctx, icl_model *m, const float *xs, const float *ys, int64_t B, int64_t N,
-                      float *pred, int train) {
-  if (B <= 0 || N <= 0) return icl_errorf(ctx, ICL_ESHAPE, "model: empty batch (B=%lld, N=%lld)", (long long)B,
-                                          (long long)N);
+int icl_model_forward(icl_ctx *ctx, icl_model *m, const float *xs, const float *ys, int64_t B, int64_t N, float *pred,
+                      int train) {
+  if (B <= 0 || N <= 0)
+    return icl_errorf(ctx, ICL_ESHAPE, "model: empty batch (B=%lld, N=%lld)", (long long)B, (long long)N);
   int64_t T = 2 * N, bt = B * T, D = m->n_dims, H = m->hidden;
   if (icl_model_reserve(ctx, m, B, T, train)) return ctx->errcode;
   const icl_backend *be = icl_backend_get(ctx, m->device);
@@ -130,7 +130,12 @@ int icl_model_forward(icl_ctx *ctx, icl_model *m, const float *xs, const float *
     rc = be->gemm(ctx, 0, 1, bt, H, D, 1.0f, m->tokens, D, 0, icl_params_data(&m->params, m->p_read_in), D, 0, 0.0f,
                   m->h0, H, 0, 1);
   if (!rc) rc = m->ops->forward(ctx, m, m->h0, m->hL, B, T, m->ws, train);
-  if (!rc)
+  /* the read-out at the x tokens (even rows) only: a training forward may
+   * leave the other rows of hL unwritten, and nothing reads their outputs */
+  if (!rc && train)
+    rc = be->gemm(ctx, 0, 1, bt / 2, 1, H, 1.0f, m->hL, 2 * H, 0, icl_params_data(&m->params, m->p_read_out), H, 0,
+                  0.0f, m->out, 2, 0, 1);
+  else if (!rc)
     rc = be->gemm(ctx, 0, 1, bt, 1, H, 1.0f, m->hL, H, 0, icl_params_data(&m->params, m->p_read_out), H, 0, 0.0f,
                   m->out, 1, 0, 1);
   /* predictions are the outputs at the x tokens: every other element */
@@ -145,12 +150,13 @@ static int backward_from_dout(icl_ctx *ctx, icl_model *m) {
   int64_t B = m->last_B, T = m->last_T, bt = B * T, D = m->n_dims, H = m->hidden;
   const icl_backend *be = icl_backend_get(ctx, m->device);
   icl_params *p = &m->params;
-  /* read_out: dW_out += dout^T hL ; dhL = dout W_out */
-  int rc = be->gemm(ctx, 1, 0, 1, H, bt, 1.0f, m->dout, 1, 0, m->hL, H, 0, 1.0f, icl_params_grad(p, m->p_read_out), H,
-                    0, 1);
+  /* read_out: dW_out += dout^T hL over the x tokens (dout is zero at the
+   * others, where hL may be unset) ; dhL = dout W_out at every row */
+  int rc = be->gemm(ctx, 1, 0, 1, H, bt / 2, 1.0f, m->dout, 2, 0, m->hL, 2 * H, 0, 1.0f,
+                    icl_params_grad(p, m->p_read_out), H, 0, 1);
   if (!rc)
-    rc = be->gemm(ctx, 0, 0, bt, H, 1, 1.0f, m->dout, 1, 0, icl_params_data(p, m->p_read_out), H, 0, 0.0f, m->dhL, H,
-                  0, 1);
+    rc = be->gemm(ctx, 0, 0, bt, H, 1, 1.0f, m->dout, 1, 0, icl_params_data(p, m->p_read_out), H, 0, 0.0f, m->dhL, H, 0,
+                  1);
   if (!rc) rc = m->ops->backward(ctx, m, m->dhL, m->dh0, B, T, m->ws);
   /* read_in: dW_in += dh0^T tokens */
   if (!rc)

@@ -22,7 +22,10 @@ typedef struct icl_backbone_ops {
   /* initialise the backbone's parameters (after the buffer is allocated) */
   int (*init_params)(icl_ctx *ctx, icl_model *m, uint64_t seed);
   int64_t (*workspace)(const icl_model *m, int64_t B, int64_t T, int train);
-  /* train != 0: keep what backward needs in ws */
+  /* train != 0: keep what backward needs in ws. A training forward need
+   * only write the rows of y at x tokens (the even rows: predictions are
+   * read there and nowhere else), and its backward gets a dy that is zero
+   * at the odd rows. */
   int (*forward)(icl_ctx *ctx, icl_model *m, const float *x, float *y, int64_t B, int64_t T, float *ws, int train);
   /* dy: gradient of y; writes dx (gradient of x); adds parameter gradients */
   int (*backward)(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws);

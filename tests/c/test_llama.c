@@ -217,6 +217,46 @@ static void test_causality(void) {
   }
 }
 
+/* The last layer at the x rows only (llama_trim) against the full layer:
+ * the same loss and every parameter gradient, for every encoding, and the
+ * same predictions of a training forward; odd T turns it off. */
+static void test_trim_matches_full(void) {
+  const int64_t B = 3, N = 10, D = 3;
+  float xs[3 * 10 * 3], ys[3 * 10], pt[30], pf[30];
+  randn(xs, B * N * D, 41);
+  randn(ys, B * N, 42);
+  for (int ci = 0; ci < NCASES; ci++) {
+    icl_ctx *ctx = icl_t_ctx();
+    char lab[96];
+    case_label(&cases[ci], lab, sizeof lab);
+    icl_model *m = build(ctx, &cases[ci], 5);
+    if (!m) continue;
+    const int64_t total = m->params.total;
+    float *g[2], loss[2];
+    for (int full = 0; full < 2; full++) {
+      setenv("ICL_LLAMA_TRIM", full ? "0" : "1", 1);
+      CHECK_OK(ctx, icl_model_loss_step(ctx, m, xs, ys, B, N, ICL_LOSS_MSE, &loss[full]));
+      g[full] = malloc(sizeof(float) * (size_t)total);
+      memcpy(g[full], icl_params_grad(&m->params, 0), sizeof(float) * (size_t)total);
+      CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, full ? pf : pt, 1));
+    }
+    unsetenv("ICL_LLAMA_TRIM");
+    CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g trimmed vs %.9g full", lab, loss[0], loss[1]);
+    CHECK_MSG(memcmp(pt, pf, sizeof pt) == 0, "%s: trimmed training predictions differ", lab);
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < total; i++) {
+      worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+      scale = fmax(scale, fabs((double)g[1][i]));
+    }
+    /* only the summation blocking of the weight-gradient GEMMs differs */
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: gradients differ by %.3g (max %.3g)", lab, worst, scale);
+    free(g[0]);
+    free(g[1]);
+    icl_model_free(ctx, m);
+    icl_ctx_free(ctx);
+  }
+}
+
 static void test_capture(void) {
   icl_ctx *ctx = icl_t_ctx();
   enc_case c = {"alibi", 4, 16, 0, 0, 0};
@@ -358,6 +398,7 @@ int main(void) {
   ICL_RUN(test_names_and_counts);
   ICL_RUN(test_gradcheck_all_encodings);
   ICL_RUN(test_causality);
+  ICL_RUN(test_trim_matches_full);
   ICL_RUN(test_capture);
   ICL_RUN(test_long_inference_and_no_alloc);
   return icl_t_finish("test_llama");

@@ -1,0 +1,157 @@
+/* Single-threaded row-major sgemm for AVX2 + FMA, for the models' shapes:
+ * one side of C or the reduction is short (hidden 64..256 on 2 cores), where
+ * OpenBLAS spends a third of its time packing both operands and clearing C.
+ * Here only B is packed, into 16-column panels (it is a weight matrix: with
+ * k n <= ICL_SGEMM_AVX2_PACK all of it at once, and it stays in L2); A is
+ * read in place by broadcasts (either layout, though a transposed A with a
+ * long K is better left to OpenBLAS, which packs it), and C is written once
+ * per K block of 256 with alpha and beta folded in, never cleared first. A 6 x 16 register tile (12 accumulators) keeps
+ * both FMA pipes of a Zen 3 / Haswell core busy.
+ *
+ * Every element of C is the sum over k in ascending order within a K block,
+ * the blocks added in ascending order: the same result for any split of C
+ * between threads (see cpu_gemm.c), so runs stay reproducible. */
+#include "cpu_sgemm_avx2.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#include <string.h>
+
+enum { MR = 6, NR = 16, KC = 512, BUF = ICL_SGEMM_AVX2_PACK };
+
+/* Bp[p][k][16] = op(B)[k0 + k][j0 + 16 p + c], zero past n */
+static void pack_b(int tb, const float *b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *bp) {
+  for (int64_t p = 0; p * NR < nc; p++) {
+    int64_t w = nc - p * NR < NR ? nc - p * NR : NR;
+    float *dst = bp + p * kc * NR;
+    if (!tb) {
+      const float *src = b + k0 * ldb + j0 + p * NR;
+      for (int64_t k = 0; k < kc; k++, src += ldb, dst += NR) {
+        if (w == NR) {
+          _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+          _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(src + 8));
+        } else {
+          int64_t c = 0;
+          for (; c < w; c++) dst[c] = src[c];
+          for (; c < NR; c++) dst[c] = 0.0f;
+        }
+      }
+    } else {
+      /* op(B)[k][j] = B[j][k]: walk each source row once */
+      for (int64_t c = 0; c < NR; c++) {
+        if (c < w) {
+          const float *src = b + (j0 + p * NR + c) * ldb + k0;
+          for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
+        } else {
+          for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+static inline void store_row(float *c, __m256 lo, __m256 hi, __m256 va, float beta, int nr) {
+  lo = _mm256_mul_ps(lo, va);
+  hi = _mm256_mul_ps(hi, va);
+  if (nr == NR) {
+    if (beta != 0.0f) {
+      __m256 vb = _mm256_set1_ps(beta);
+      lo = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c), lo);
+      hi = _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + 8), hi);
+    }
+    _mm256_storeu_ps(c, lo);
+    _mm256_storeu_ps(c + 8, hi);
+    return;
+  }
+  float t[NR];
+  _mm256_storeu_ps(t, lo);
+  _mm256_storeu_ps(t + 8, hi);
+  for (int j = 0; j < nr; j++) c[j] = beta != 0.0f ? t[j] + beta * c[j] : t[j];
+}
+
+/* C[mr x nr] = alpha sum_k A(r, k) B(k, :) + beta C (beta == 0: C not read),
+ * A(r, k) at a[r rs + k cs], B(k, 0..15) at b[16 k] (a packed panel). mr is a constant in
+ * each instance below, so only its rows are read and accumulated. */
+#define ROW(r)                                   \
+  if (mr > (r)) {                                \
+    __m256 av = _mm256_broadcast_ss(a + (r)*rs); \
+    c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);  \
+    c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);  \
+  }
+#define STORE(r) \
+  if (mr > (r)) store_row(c + (r)*ldc, c##r##0, c##r##1, va, beta, nr);
+static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const float *a, int64_t rs, int64_t cs,
+                                                              const float *b, float *c, int64_t ldc, float alpha,
+                                                              float beta, const int mr, int nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; k++, a += cs, b += NR) {
+    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+  }
+  __m256 va = _mm256_set1_ps(alpha);
+  STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
+}
+#undef STORE
+#undef ROW
+
+typedef void (*kernel_fn)(int64_t, const float *, int64_t, int64_t, const float *, float *, int64_t, float, float, int);
+#define KERNEL(R)                                                                                                  \
+  static void kernel##R(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *b, float *c, int64_t ldc, \
+                        float alpha, float beta, int nr) {                                                         \
+    kernel_body(kc, a, rs, cs, b, c, ldc, alpha, beta, R, nr);                                                     \
+  }
+KERNEL(1)
+KERNEL(2)
+KERNEL(3)
+KERNEL(4)
+KERNEL(5)
+KERNEL(6)
+static const kernel_fn kernels[MR + 1] = {NULL, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
+
+/* rows [0, m) of C against one packed K block of B, 16 columns at a time */
+static void block(int64_t m, int64_t nc, int64_t kc, const float *a, int64_t rs, int64_t cs, const float *bp, float *c,
+                  int64_t ldc, float alpha, float beta) {
+  for (int64_t i = 0; i < m; i += MR) {
+    const int mr = m - i < MR ? (int)(m - i) : MR;
+    const kernel_fn kern = kernels[mr];
+    for (int64_t p = 0; p * NR < nc; p++) {
+      int nr = nc - p * NR < NR ? (int)(nc - p * NR) : NR;
+      kern(kc, a + i * rs, rs, cs, bp + p * kc * NR, c + i * ldc + p * NR, ldc, alpha, beta, nr);
+    }
+  }
+}
+
+void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  _Alignas(64) float bp[BUF];
+  const int64_t rs = ta ? 1 : lda, cs = ta ? lda : 1;
+  /* short K: all of B's columns at once (the rows of A stay in L1 across
+   * them and C is written a whole row at a time); long K: KC at a time */
+  const int64_t kcap = k < KC ? k : KC;
+  int64_t ncap = (BUF / kcap) & ~(int64_t)(NR - 1);
+  if (ncap > n) ncap = n;
+  for (int64_t j0 = 0; j0 < n; j0 += ncap) {
+    const int64_t nc = n - j0 < ncap ? n - j0 : ncap;
+    for (int64_t k0 = 0; k0 < k; k0 += KC) {
+      const int64_t kc = k - k0 < KC ? k - k0 : KC;
+      const float be = k0 == 0 ? beta : 1.0f;
+      pack_b(tb, b, ldb, k0, kc, j0, nc, bp);
+      block(m, nc, kc, a + k0 * cs, rs, cs, bp, c + j0, ldc, alpha, be);
+    }
+  }
+}
+
+int icl_sgemm_avx2_available(void) { return 1; }
+
+#else
+
+void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)beta,
+      (void)c, (void)ldc;
+}
+
+int icl_sgemm_avx2_available(void) { return 0; }
+
+#endif

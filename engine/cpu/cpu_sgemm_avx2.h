@@ -1,0 +1,16 @@
+/* A single-threaded AVX2 sgemm for short-sided products (cpu_sgemm_avx2.c). */
+#ifndef ICL_CPU_SGEMM_AVX2_H
+#define ICL_CPU_SGEMM_AVX2_H
+
+#include <stdint.h>
+
+/* floats of packed B held at once (on the stack): k n up to this is one block */
+#define ICL_SGEMM_AVX2_PACK 32768
+
+/* 1 when built with AVX2 + FMA (ICL_NATIVE on such a CPU), else 0 */
+int icl_sgemm_avx2_available(void);
+/* row-major C = alpha op(A) op(B) + beta C; beta == 0 never reads C */
+void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+#endif
