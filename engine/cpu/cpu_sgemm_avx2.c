@@ -86,7 +86,7 @@ static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const 
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int64_t k = 0; k < kc; k++, a += cs, b += NR) {
-    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
   }
   __m256 va = _mm256_set1_ps(alpha);
@@ -142,6 +142,22 @@ void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
   }
 }
 
+void icl_sgemm_avx2_pack(int tb, const float *b, int64_t ldb, int64_t k, int64_t n, float *bp) {
+  pack_b(tb, b, ldb, 0, k, 0, n, bp);
+}
+
+void icl_sgemm_avx2_packed(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                           const float *bp, int64_t pstride, float beta, float *c, int64_t ldc) {
+  const int64_t rs = ta ? 1 : lda, cs = ta ? lda : 1;
+  for (int64_t i = 0; i < m; i += MR) {
+    const int mr = m - i < MR ? (int)(m - i) : MR;
+    for (int64_t p = 0; p * NR < n; p++) {
+      int nr = n - p * NR < NR ? (int)(n - p * NR) : NR;
+      kernels[mr](k, a + i * rs, rs, cs, bp + p * pstride, c + i * ldc + p * NR, ldc, alpha, beta, nr);
+    }
+  }
+}
+
 int icl_sgemm_avx2_available(void) { return 1; }
 
 #else
@@ -150,6 +166,16 @@ void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
   (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)beta,
       (void)c, (void)ldc;
+}
+
+void icl_sgemm_avx2_pack(int tb, const float *b, int64_t ldb, int64_t k, int64_t n, float *bp) {
+  (void)tb, (void)b, (void)ldb, (void)k, (void)n, (void)bp;
+}
+
+void icl_sgemm_avx2_packed(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                           const float *bp, int64_t pstride, float beta, float *c, int64_t ldc) {
+  (void)ta, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)bp, (void)pstride, (void)beta, (void)c,
+      (void)ldc;
 }
 
 int icl_sgemm_avx2_available(void) { return 0; }

@@ -4,12 +4,19 @@
  * rows at a time) stays in L1/L2. No BLAS inside the parallel region: the
  * per-tile products are small and run here as AVX2-friendly GCC vector code
  * (8-lane float vectors; this file is built with FMA contraction on).
+ * Where the AVX2 GEMM kernel is built, tiles go through it instead: S =
+ * q k^T, P V and the four backward products as small matrix products in
+ * causal row blocks (operands packed once per tile), which keeps both FMA
+ * pipes busy where the row-at-a-time loops mostly wait on loads and stores.
+ * Training and inference take the same path, so their outputs agree bit for
+ * bit; the row-at-a-time loops remain for builds without AVX2.
  * Results do not depend on the thread count: each tile is computed by one
  * thread in a fixed order. */
 #include <math.h>
 #include <string.h>
 
 #include "attn_kernels.h"
+#include "cpu/cpu_sgemm_avx2.h"
 #include "cpu_bias.h"
 #include "nn/vmath.h"
 
@@ -26,9 +33,7 @@ static inline int64_t round8(int64_t n) { return (n + 7) & ~(int64_t)7; }
 static inline v8f ld(const float *p) { return icl_v8_load(p); }
 static inline void st(float *p, v8f v) { icl_v8_store(p, v); }
 static inline v8f bc(float x) { return icl_v8_set1(x); }
-static inline float hsum(v8f v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
+static inline float hsum(v8f v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 static inline v8f v8_exp(v8f x) { return icl_v8_exp(x); } /* x <= 0 here (row max subtracted) */
 
 /* rows i0..i0+nr-1 of A (row stride hd) times Bt [hd, ldb] for columns
@@ -56,33 +61,42 @@ static inline void rows_x_bt(const float *A, int64_t nr, int64_t hd, const float
 /* o[c] = alpha * sum_{j < n} p[j] M[j, c] for c < hd (M row stride hd). The
  * head size is a compile-time constant in each case, so the accumulators stay
  * in registers; two sets (even and odd j) keep both FMA pipes busy. */
-#define VXR(NV)                                                                                                  \
-  do {                                                                                                           \
-    v8f a0[NV], a1[NV];                                                                                          \
-    for (int q = 0; q < NV; q++) a0[q] = a1[q] = bc(0);                                                          \
-    int64_t j = 0;                                                                                               \
-    for (; j + 2 <= n; j += 2) {                                                                                 \
-      v8f p0 = bc(p[j]), p1 = bc(p[j + 1]);                                                                      \
-      const float *m0 = M + j * (NV * 8), *m1 = m0 + NV * 8;                                                    \
-      for (int q = 0; q < NV; q++) {                                                                             \
-        a0[q] += p0 * ld(m0 + 8 * q);                                                                            \
-        a1[q] += p1 * ld(m1 + 8 * q);                                                                            \
-      }                                                                                                          \
-    }                                                                                                            \
-    if (j < n) {                                                                                                 \
-      v8f p0 = bc(p[j]);                                                                                         \
-      for (int q = 0; q < NV; q++) a0[q] += p0 * ld(M + j * (NV * 8) + 8 * q);                                   \
-    }                                                                                                            \
-    for (int q = 0; q < NV; q++) st(o + 8 * q, (a0[q] + a1[q]) * bc(alpha));                                    \
+#define VXR(NV)                                                                \
+  do {                                                                         \
+    v8f a0[NV], a1[NV];                                                        \
+    for (int q = 0; q < NV; q++) a0[q] = a1[q] = bc(0);                        \
+    int64_t j = 0;                                                             \
+    for (; j + 2 <= n; j += 2) {                                               \
+      v8f p0 = bc(p[j]), p1 = bc(p[j + 1]);                                    \
+      const float *m0 = M + j * (NV * 8), *m1 = m0 + NV * 8;                   \
+      for (int q = 0; q < NV; q++) {                                           \
+        a0[q] += p0 * ld(m0 + 8 * q);                                          \
+        a1[q] += p1 * ld(m1 + 8 * q);                                          \
+      }                                                                        \
+    }                                                                          \
+    if (j < n) {                                                               \
+      v8f p0 = bc(p[j]);                                                       \
+      for (int q = 0; q < NV; q++) a0[q] += p0 * ld(M + j * (NV * 8) + 8 * q); \
+    }                                                                          \
+    for (int q = 0; q < NV; q++) st(o + 8 * q, (a0[q] + a1[q]) * bc(alpha));   \
   } while (0)
 
 static inline void vec_x_rows(const float *p, int64_t n, const float *M, int64_t hd, float alpha, float *o) {
   switch (hd) {
-  case 8: VXR(1); return;
-  case 16: VXR(2); return;
-  case 32: VXR(4); return;
-  case 64: VXR(8); return;
-  default: break;
+    case 8:
+      VXR(1);
+      return;
+    case 16:
+      VXR(2);
+      return;
+    case 32:
+      VXR(4);
+      return;
+    case 64:
+      VXR(8);
+      return;
+    default:
+      break;
   }
   for (int64_t c = 0; c < hd; c++) o[c] = 0;
   for (int64_t j = 0; j < n; j++)
@@ -91,24 +105,33 @@ static inline void vec_x_rows(const float *p, int64_t n, const float *M, int64_t
 }
 
 /* M[j, :] += alpha w[j] x for j < n (head size constant per case, as above) */
-#define AXPY(NV)                                                                                                 \
-  do {                                                                                                           \
-    v8f xv[NV];                                                                                                  \
-    for (int q = 0; q < NV; q++) xv[q] = ld(x + 8 * q);                                                          \
-    for (int64_t j = 0; j < n; j++) {                                                                            \
-      v8f wj = bc(alpha * w[j]);                                                                                 \
-      float *mr = M + j * (NV * 8);                                                                              \
-      for (int q = 0; q < NV; q++) st(mr + 8 * q, ld(mr + 8 * q) + wj * xv[q]);                                  \
-    }                                                                                                            \
+#define AXPY(NV)                                                                \
+  do {                                                                          \
+    v8f xv[NV];                                                                 \
+    for (int q = 0; q < NV; q++) xv[q] = ld(x + 8 * q);                         \
+    for (int64_t j = 0; j < n; j++) {                                           \
+      v8f wj = bc(alpha * w[j]);                                                \
+      float *mr = M + j * (NV * 8);                                             \
+      for (int q = 0; q < NV; q++) st(mr + 8 * q, ld(mr + 8 * q) + wj * xv[q]); \
+    }                                                                           \
   } while (0)
 
 static inline void rows_axpy(float *M, int64_t n, int64_t hd, const float *w, float alpha, const float *x) {
   switch (hd) {
-  case 8: AXPY(1); return;
-  case 16: AXPY(2); return;
-  case 32: AXPY(4); return;
-  case 64: AXPY(8); return;
-  default: break;
+    case 8:
+      AXPY(1);
+      return;
+    case 16:
+      AXPY(2);
+      return;
+    case 32:
+      AXPY(4);
+      return;
+    case 64:
+      AXPY(8);
+      return;
+    default:
+      break;
   }
   for (int64_t j = 0; j < n; j++)
     for (int64_t c = 0; c < hd; c++) M[j * hd + c] += alpha * w[j] * x[c];
@@ -161,10 +184,90 @@ static inline void softmax_row(float *row, int64_t i, float scale, const float *
   for (int64_t j = 0; j < n8; j += 8) st(row + j, ld(row + j) * inv);
 }
 
+static inline int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+/* floats of one packed operand of a tile: [hd, T] or [T, hd] in panels of 16 */
+static int64_t packed_floats(icl_attn_shape s) {
+  int64_t a = s.hd * round16(s.T), b = s.T * round16(s.hd);
+  return round16(a > b ? a : b);
+}
+
 static int64_t scratch_floats(icl_attn_shape s) {
   int64_t Tp = round8(s.T), hdp = round8(s.hd);
-  /* Q, K, V, dO, dQ, dK, dV rows; K^T, V^T; RB probability rows */
-  return 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + 64;
+  /* Q, K, V, dO, dQ, dK, dV rows; K^T, V^T; RB probability rows; for the
+   * GEMM path a T x Tp logit tile and four packed operands */
+  return round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp) + 4 * packed_floats(s) + 64;
+}
+
+/* query rows per causal block of the GEMM path: a block's products stop at
+ * its last row's column, so smaller blocks skip more of the masked half */
+#define GB 12
+
+static int use_gemm(void) { return icl_sgemm_avx2_available(); }
+
+/* One training tile's forward on the GEMM kernel: Q, K, V [T, hd] (rotated);
+ * St a T x Tp scratch; pk two packed-operand areas; Pt the tile's kept
+ * probabilities [T, T]; o the output rows (row stride ldo). */
+static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_t T, int64_t hd, float scale,
+                          const float *bias, float *St, int64_t Tp, float *pk, int64_t pkn, float *Pt,
+                          const icl_attn_capture *cap, int64_t bh, float *o, int64_t ldo) {
+  float *Kp = pk, *Vp = pk + pkn; /* K^T: hd x T, V: T x hd */
+  icl_sgemm_avx2_pack(1, K, hd, hd, T, Kp);
+  icl_sgemm_avx2_pack(0, V, hd, T, hd, Vp);
+  for (int64_t i0 = 0; i0 < T; i0 += GB) {
+    const int64_t m = T - i0 < GB ? T - i0 : GB, n = i0 + m;
+    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, Q + i0 * hd, hd, Kp, 16 * hd, 0.0f, St + i0 * Tp, Tp);
+    for (int64_t i = i0; i < n; i++) {
+      float *row = St + i * Tp;
+      softmax_row(row, i, scale, bias ? bias + i * T : NULL);
+      /* the rest of the block's columns: P V reads them */
+      for (int64_t j = round8(i + 1); j < n; j++) row[j] = 0;
+      float *dst[2] = {Pt ? Pt + i * T : NULL, NULL};
+      if (cap && cap->out && (cap->row < 0 || cap->row == i))
+        dst[1] = cap->out + (cap->row < 0 ? (bh * T + i) * T : bh * T);
+      for (int c = 0; c < 2; c++)
+        if (dst[c]) {
+          memcpy(dst[c], row, sizeof(float) * (size_t)(i + 1));
+          memset(dst[c] + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+        }
+    }
+    icl_sgemm_avx2_packed(0, m, hd, n, 1.0f, St + i0 * Tp, Tp, Vp, 16 * T, 0.0f, o + i0 * ldo, ldo);
+  }
+}
+
+/* One training tile's backward on the GEMM kernel. Pt [T, T] holds the
+ * probabilities (zero above the diagonal); dO rows at row stride ldd; dPt a
+ * T x Tp scratch (dP, then dS in place); pk four packed-operand areas; dQ,
+ * dK [T, hd] scratch (scaled, still rotated); dV goes straight to its rows
+ * (row stride ldv). */
+static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const float *Pt, const float *dO, int64_t ldd,
+                          int64_t T, int64_t hd, float scale, float *dPt, int64_t Tp, float *pk, int64_t pkn, float *dQ,
+                          float *dK, float *dV, int64_t ldv) {
+  float *Vtp = pk, *Kp = pk + pkn, *dOp = pk + 2 * pkn, *Qp = pk + 3 * pkn;
+  icl_sgemm_avx2_pack(1, V, hd, hd, T, Vtp);
+  icl_sgemm_avx2_pack(0, K, hd, T, hd, Kp);
+  icl_sgemm_avx2_pack(0, dO, ldd, T, hd, dOp);
+  icl_sgemm_avx2_pack(0, Q, hd, T, hd, Qp);
+  for (int64_t i0 = 0; i0 < T; i0 += GB) {
+    const int64_t m = T - i0 < GB ? T - i0 : GB, n = i0 + m;
+    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, dO + i0 * ldd, ldd, Vtp, 16 * hd, 0.0f, dPt + i0 * Tp, Tp);
+    for (int64_t i = i0; i < n; i++) {
+      const float *p = Pt + i * T;
+      float *dp = dPt + i * Tp, Dr = 0;
+      for (int64_t j = 0; j <= i; j++) Dr += p[j] * dp[j];
+      for (int64_t j = 0; j <= i; j++) dp[j] = p[j] * (dp[j] - Dr);
+      for (int64_t j = i + 1; j < T; j++) dp[j] = 0;
+    }
+    /* dQ rows of this block: dS K over the columns so far */
+    icl_sgemm_avx2_packed(0, m, hd, n, scale, dPt + i0 * Tp, Tp, Kp, 16 * T, 0.0f, dQ + i0 * hd, hd);
+  }
+  /* dV = P^T dO and dK = dS^T Q: row j sums over queries i >= j, so a block
+   * of rows starts its sum (and the packed rows) at its own first row */
+  for (int64_t j0 = 0; j0 < T; j0 += GB) {
+    const int64_t m = T - j0 < GB ? T - j0 : GB, k = T - j0;
+    icl_sgemm_avx2_packed(1, m, hd, k, 1.0f, Pt + j0 * T + j0, T, dOp + 16 * j0, 16 * T, 0.0f, dV + j0 * ldv, ldv);
+    icl_sgemm_avx2_packed(1, m, hd, k, scale, dPt + j0 * Tp + j0, Tp, Qp + 16 * j0, 16 * T, 0.0f, dK + j0 * hd, hd);
+  }
 }
 
 static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv, const float *cos_t,
@@ -173,6 +276,8 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
   (void)ctx;
   const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
   const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
+  const int gemm = use_gemm();
+  const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t bh = 0; bh < B * H; bh++) {
     int tid = 0;
@@ -193,6 +298,12 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
       rot_row(Ks + t * hd, row + D, hd, cs, sn, 0);
       memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
     }
+    if (gemm) {
+      tile_fwd_gemm(Qs, Ks, Vs, T, hd, scale, bias ? bias + h * T * T : NULL,
+                    sc + 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp, Tp, sc + pk_off, packed_floats(s),
+                    keep ? P + bh * T * T : NULL, cap, bh, out + b * T * D + h * hd, D);
+      continue;
+    }
     for (int64_t c = 0; c < hd; c++) {
       for (int64_t t = 0; t < T; t++) Kt[c * Tp + t] = Ks[t * hd + c];
       for (int64_t t = T; t < Tp; t++) Kt[c * Tp + t] = 0;
@@ -208,8 +319,10 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
         if (keep) memcpy(P + (bh * T + i) * T, row, sizeof(float) * (size_t)(i + 1));
         if (cap && cap->out) {
           float *dst = NULL;
-          if (cap->row < 0) dst = cap->out + (bh * T + i) * T;
-          else if (i == cap->row) dst = cap->out + bh * T;
+          if (cap->row < 0)
+            dst = cap->out + (bh * T + i) * T;
+          else if (i == cap->row)
+            dst = cap->out + bh * T;
           if (dst) {
             memcpy(dst, row, sizeof(float) * (size_t)(i + 1));
             memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
@@ -228,6 +341,8 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
   (void)ctx;
   const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
   const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
+  const int gemm = use_gemm();
+  const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t bh = 0; bh < B * H; bh++) {
     int tid = 0;
@@ -239,6 +354,21 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
     const float *Qs = q + bh * T * hd, *Ks = k + bh * T * hd, *Vs = v + bh * T * hd;
     float *dO = sc + 3 * Tp * hdp, *dQ = sc + 4 * Tp * hdp, *dK = sc + 5 * Tp * hdp, *dV = sc + 6 * Tp * hdp;
     float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
+    if (gemm) {
+      float *Pt = P + bh * T * T, *dPt = Pb + RB * Tp;
+      tile_bwd_gemm(Qs, Ks, Vs, Pt, dout + b * T * D + h * hd, D, T, hd, scale, dPt, Tp, sc + pk_off, packed_floats(s),
+                    dQ, dK, dqkv + b * T * 3 * D + 2 * D + h * hd, 3 * D);
+      /* dS may alias P: only now that P has served dV */
+      if (dS)
+        for (int64_t i = 0; i < T; i++) memcpy(dS + (bh * T + i) * T, dPt + i * Tp, sizeof(float) * (size_t)T);
+      for (int64_t t = 0; t < T; t++) {
+        float *row = dqkv + (b * T + t) * 3 * D + h * hd;
+        const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
+        rot_row(row, dQ + t * hd, hd, cs, sn, 1);
+        rot_row(row + D, dK + t * hd, hd, cs, sn, 1);
+      }
+      continue;
+    }
     for (int64_t t = 0; t < T; t++) memcpy(dO + t * hd, dout + (b * T + t) * D + h * hd, sizeof(float) * (size_t)hd);
     for (int64_t c = 0; c < hd; c++) {
       for (int64_t t = 0; t < T; t++) Vt[c * Tp + t] = Vs[t * hd + c];
