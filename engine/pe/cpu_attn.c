@@ -253,9 +253,17 @@ static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const 
     icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, dO + i0 * ldd, ldd, Vtp, 16 * hd, 0.0f, dPt + i0 * Tp, Tp);
     for (int64_t i = i0; i < n; i++) {
       const float *p = Pt + i * T;
-      float *dp = dPt + i * Tp, Dr = 0;
-      for (int64_t j = 0; j <= i; j++) Dr += p[j] * dp[j];
-      for (int64_t j = 0; j <= i; j++) dp[j] = p[j] * (dp[j] - Dr);
+      float *dp = dPt + i * Tp;
+      /* eight partial sums added in a fixed order (the same bits on any
+       * thread), then the scalar tail up to i */
+      const int64_t nv = (i + 1) & ~(int64_t)7;
+      v8f acc = bc(0);
+      for (int64_t j = 0; j < nv; j += 8) acc += ld(p + j) * ld(dp + j);
+      float Dr = hsum(acc);
+      for (int64_t j = nv; j <= i; j++) Dr += p[j] * dp[j];
+      const v8f vD = bc(Dr);
+      for (int64_t j = 0; j < nv; j += 8) st(dp + j, ld(p + j) * (ld(dp + j) - vD));
+      for (int64_t j = nv; j <= i; j++) dp[j] = p[j] * (dp[j] - Dr);
       for (int64_t j = i + 1; j < T; j++) dp[j] = 0;
     }
     /* dQ rows of this block: dS K over the columns so far */
