@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "cpu_llama_mlp.h"
 #include "llama_internal.h"
 
 static float *P_(const icl_model *m, int idx) { return icl_params_data(&m->params, idx); }
@@ -77,6 +78,21 @@ static int layer_bias(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t
   return ICL_OK;
 }
 
+/* out = down(silu(gate) * up) of x's rows, keeping gu and act: fused per
+ * row chunk on the CPU where it applies (cpu_llama_mlp.c, same bits) */
+static int mlp_fwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llama_layer *ly, float *gu, float *act,
+                   float *out, const float *x, int64_t rows) {
+  const int64_t d = m->hidden, F = llama_state(m)->F;
+  if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) {
+    icl_cpu_mlp_fwd(gu, act, out, x, P_(m, ly->p[LP_GATE]), P_(m, ly->p[LP_DOWN]), rows, d, F);
+    return ICL_OK;
+  }
+  int rc = be->gemm(ctx, 0, 1, rows, 2 * F, d, 1.0f, x, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, gu, 2 * F, 0, 1);
+  if (!rc) rc = be->nn->swiglu_fwd(ctx, act, gu, rows, F);
+  if (!rc) rc = be->gemm(ctx, 0, 1, rows, d, F, 1.0f, act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, out, d, 0, 1);
+  return rc;
+}
+
 /* The last layer after its attention, at the x tokens only (llama_trim):
  * the even rows of its input and attention output are gathered into R =
  * BT / 2 compact rows, and the layer's a, n2, r2, gu, act, the final norm's
@@ -85,7 +101,7 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
                              float *hc, float *delta, int64_t BT, const llama_layout *L) {
   icl_llama *s = llama_state(m);
   const llama_layer *ly = &s->layer[s->cfg.layers - 1];
-  const int64_t d = m->hidden, F = s->F, R = BT / 2;
+  const int64_t d = m->hidden, R = BT / 2;
   const float eps = s->cfg.rms_eps;
   /* hc: the layer input's x rows (the qkv scratch is free after attention) */
   int rc = be->copy(ctx, icl_llama_rows(hc, R, d, d), ICL_F32, icl_llama_rows(Y + L->o_h, R, d, 2 * d), ICL_F32);
@@ -93,12 +109,7 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
     rc = be->gemm(ctx, 0, 1, R, d, d, 1.0f, Y + L->o_attn, 2 * d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
   if (!rc)
     rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, hc, delta, P_(m, ly->p[LP_LN2]), R, d, eps);
-  if (!rc)
-    rc = be->gemm(ctx, 0, 1, R, 2 * F, d, 1.0f, Y + L->o_n2, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, Y + L->o_gu,
-                  2 * F, 0, 1);
-  if (!rc) rc = be->nn->swiglu_fwd(ctx, Y + L->o_act, Y + L->o_gu, R, F);
-  if (!rc)
-    rc = be->gemm(ctx, 0, 1, R, d, F, 1.0f, Y + L->o_act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, delta, d, 0, 1);
+  if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, R);
   /* the final norm into hc (free again), then to y's even rows */
   if (!rc)
     rc = be->nn->add_rmsnorm_fwd(ctx, ws + L->hL, hc, ws + L->rF, Y + L->o_a, delta, P_(m, s->p_norm), R, d, eps);
@@ -109,7 +120,7 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
 static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, const float *x, float *y, int64_t B,
                          int64_t T, float *ws, const llama_layout *L) {
   icl_llama *s = llama_state(m);
-  const int64_t d = m->hidden, F = s->F, BT = B * T, nl = s->cfg.layers;
+  const int64_t d = m->hidden, BT = B * T, nl = s->cfg.layers;
   const float eps = s->cfg.rms_eps, scale = (float)(1.0 / sqrt((double)s->hd));
   const float *cs = L->cos >= 0 ? ws + L->cos : NULL, *sn = L->sin >= 0 ? ws + L->sin : NULL;
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
@@ -136,12 +147,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     if (!rc)
       rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta, P_(m, ly->p[LP_LN2]),
                                    BT, d, eps);
-    if (!rc)
-      rc = be->gemm(ctx, 0, 1, BT, 2 * F, d, 1.0f, Y + L->o_n2, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, Y + L->o_gu,
-                    2 * F, 0, 1);
-    if (!rc) rc = be->nn->swiglu_fwd(ctx, Y + L->o_act, Y + L->o_gu, BT, F);
-    if (!rc)
-      rc = be->gemm(ctx, 0, 1, BT, d, F, 1.0f, Y + L->o_act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, delta, d, 0, 1);
+    if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, BT);
     if (rc) break;
     /* residual + the next norm in one pass */
     if (l + 1 < nl) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nn_kernels.h"
+#include "swiglu_rows.h"
 #include "vmath.h"
 
 #define PAR_ROWS 64
@@ -118,7 +119,7 @@ static int bias_grad(icl_ctx *ctx, float *db, const float *dy, int64_t rows, int
   return ICL_OK;
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoidf(float x) { return icl_sigmoidf(x); }
 
 static int silu_fwd(icl_ctx *ctx, float *y, const float *x, int64_t n) {
   (void)ctx;
@@ -141,38 +142,14 @@ static int silu_bwd(icl_ctx *ctx, float *dx, const float *dy, const float *x, in
 static int swiglu_fwd(icl_ctx *ctx, float *h, const float *gu, int64_t rows, int64_t f) {
   (void)ctx;
 #pragma omp parallel for if (rows * f >= 65536) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *g = gu + r * 2 * f, *u = g + f;
-    float *hr = h + r * f;
-    int64_t j = 0;
-    for (; j + 8 <= f; j += 8) {
-      icl_v8f gv = icl_v8_load(g + j);
-      icl_v8_store(hr + j, gv * icl_v8_sigmoid(gv) * icl_v8_load(u + j));
-    }
-    for (; j < f; j++) hr[j] = g[j] * sigmoidf(g[j]) * u[j];
-  }
+  for (int64_t r = 0; r < rows; r++) icl_swiglu_row_fwd(h + r * f, gu + r * 2 * f, f);
   return ICL_OK;
 }
 
 static int swiglu_bwd(icl_ctx *ctx, float *dgu, const float *dh, const float *gu, int64_t rows, int64_t f) {
   (void)ctx;
 #pragma omp parallel for if (rows * f >= 65536) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float *g = gu + r * 2 * f, *u = g + f, *d = dh + r * f;
-    float *dg = dgu + r * 2 * f, *du = dg + f;
-    int64_t j = 0;
-    const icl_v8f one = icl_v8_set1(1.0f);
-    for (; j + 8 <= f; j += 8) {
-      icl_v8f gv = icl_v8_load(g + j), dv = icl_v8_load(d + j), s = icl_v8_sigmoid(gv);
-      icl_v8_store(du + j, dv * gv * s);
-      icl_v8_store(dg + j, dv * icl_v8_load(u + j) * s * (one + gv * (one - s)));
-    }
-    for (; j < f; j++) {
-      float s = sigmoidf(g[j]);
-      du[j] = d[j] * g[j] * s;
-      dg[j] = d[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
-    }
-  }
+  for (int64_t r = 0; r < rows; r++) icl_swiglu_row_bwd(dgu + r * 2 * f, dh + r * f, gu + r * 2 * f, f);
   return ICL_OK;
 }
 

@@ -257,6 +257,42 @@ static void test_trim_matches_full(void) {
   }
 }
 
+/* The fused CPU MLP (cpu_llama_mlp.c) against the unfused passes: the same
+ * bits in the loss, every gradient and the inference predictions. */
+static void test_fused_mlp_same_bits(void) {
+  const int64_t B = 3, N = 40, D = 3; /* 240 rows: several chunks and a ragged one */
+  float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
+  float p[2][120];
+  randn(xs, B * N * D, 51);
+  randn(ys, B * N, 52);
+  for (int ci = 0; ci < NCASES; ci += 4) {
+    icl_ctx *ctx = icl_t_ctx();
+    char lab[96];
+    case_label(&cases[ci], lab, sizeof lab);
+    icl_model *m = build(ctx, &cases[ci], 6);
+    if (!m) continue;
+    const int64_t total = m->params.total;
+    float *g[2], loss[2];
+    for (int unfused = 0; unfused < 2; unfused++) {
+      if (unfused) setenv("ICL_CPU_MLP", "unfused", 1);
+      CHECK_OK(ctx, icl_model_loss_step(ctx, m, xs, ys, B, N, ICL_LOSS_MSE, &loss[unfused]));
+      g[unfused] = malloc(sizeof(float) * (size_t)total);
+      memcpy(g[unfused], icl_params_grad(&m->params, 0), sizeof(float) * (size_t)total);
+      CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, p[unfused], 0));
+      unsetenv("ICL_CPU_MLP");
+    }
+    CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g fused vs %.9g unfused", lab, loss[0], loss[1]);
+    CHECK_MSG(memcmp(g[0], g[1], sizeof(float) * (size_t)total) == 0, "%s: gradients differ", lab);
+    CHECK_MSG(memcmp(p[0], p[1], sizeof p[0]) == 0, "%s: predictions differ", lab);
+    free(g[0]);
+    free(g[1]);
+    icl_model_free(ctx, m);
+    icl_ctx_free(ctx);
+  }
+  free(xs);
+  free(ys);
+}
+
 static void test_capture(void) {
   icl_ctx *ctx = icl_t_ctx();
   enc_case c = {"alibi", 4, 16, 0, 0, 0};
@@ -399,6 +435,7 @@ int main(void) {
   ICL_RUN(test_gradcheck_all_encodings);
   ICL_RUN(test_causality);
   ICL_RUN(test_trim_matches_full);
+  ICL_RUN(test_fused_mlp_same_bits);
   ICL_RUN(test_capture);
   ICL_RUN(test_long_inference_and_no_alloc);
   return icl_t_finish("test_llama");

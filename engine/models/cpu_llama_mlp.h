@@ -1,0 +1,20 @@
+/* The Llama MLP on the CPU, fused per row chunk (cpu_llama_mlp.c). */
+#ifndef ICL_CPU_LLAMA_MLP_H
+#define ICL_CPU_LLAMA_MLP_H
+
+#include <stdint.h>
+
+/* Whether the fused path takes an MLP of hidden d and intermediate F (both
+ * weight matrices fit the AVX2 kernel's pack buffer); 0 without AVX2 or
+ * with ICL_CPU_MLP=unfused. */
+int icl_cpu_mlp_fused(int64_t d, int64_t F);
+/* gu = x Wgu^T ([rows, 2F], kept for backward), act = silu(g) u ([rows, F],
+ * kept), out = act Wd^T ([rows, d]); Wgu [2F, d], Wd [d, F]. */
+void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const float *Wgu, const float *Wd, int64_t rows,
+                     int64_t d, int64_t F);
+/* From dy [rows, d]: dact = dy Wd (scratch [rows, F]), dgu = SwiGLU'
+ * ([rows, 2F], kept for the weight gradient), dx = dgu Wgu ([rows, d]). */
+void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, const float *dy, const float *gu, const float *Wgu,
+                     const float *Wd, int64_t rows, int64_t d, int64_t F);
+
+#endif

@@ -1,0 +1,44 @@
+/* SwiGLU on one row, forward and backward, shared by the CPU nn kernels
+ * (cpu_nn.c) and the fused CPU MLP of the Llama block (cpu_llama_mlp.c), so
+ * both give the same bits. A row of gu holds the gate (f values) then the
+ * up projection (f values). */
+#ifndef ICL_SWIGLU_ROWS_H
+#define ICL_SWIGLU_ROWS_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "vmath.h"
+
+static inline float icl_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* h = silu(g) * u */
+static inline void icl_swiglu_row_fwd(float *h, const float *gu, int64_t f) {
+  const float *g = gu, *u = gu + f;
+  int64_t j = 0;
+  for (; j + 8 <= f; j += 8) {
+    icl_v8f gv = icl_v8_load(g + j);
+    icl_v8_store(h + j, gv * icl_v8_sigmoid(gv) * icl_v8_load(u + j));
+  }
+  for (; j < f; j++) h[j] = g[j] * icl_sigmoidf(g[j]) * u[j];
+}
+
+/* dgu from dh: du = dh silu(g), dg = dh u s (1 + g (1 - s)) */
+static inline void icl_swiglu_row_bwd(float *dgu, const float *dh, const float *gu, int64_t f) {
+  const float *g = gu, *u = gu + f;
+  float *dg = dgu, *du = dgu + f;
+  int64_t j = 0;
+  const icl_v8f one = icl_v8_set1(1.0f);
+  for (; j + 8 <= f; j += 8) {
+    icl_v8f gv = icl_v8_load(g + j), dv = icl_v8_load(dh + j), s = icl_v8_sigmoid(gv);
+    icl_v8_store(du + j, dv * gv * s);
+    icl_v8_store(dg + j, dv * icl_v8_load(u + j) * s * (one + gv * (one - s)));
+  }
+  for (; j < f; j++) {
+    float s = icl_sigmoidf(g[j]);
+    du[j] = dh[j] * g[j] * s;
+    dg[j] = dh[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+  }
+}
+
+#endif
