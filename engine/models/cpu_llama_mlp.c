@@ -17,31 +17,52 @@
 /* rows per chunk: 96 x 2F floats of gu stay in L2 up to F = 512 */
 #define RC 96
 
+static int64_t r16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
 int icl_cpu_mlp_fused(int64_t d, int64_t F) {
   const char *e = getenv("ICL_CPU_MLP"); /* read per call (twice a layer): tests switch it */
-  return icl_sgemm_avx2_available() && !(e && strcmp(e, "unfused") == 0) && 2 * F * d <= ICL_SGEMM_AVX2_PACK;
+  if (!icl_sgemm_avx2_available() || (e && strcmp(e, "unfused") == 0)) return 0;
+  /* each thread packs both weights once per call, on its stack */
+  return d * r16(2 * F) <= ICL_SGEMM_AVX2_PACK && F * r16(d) <= ICL_SGEMM_AVX2_PACK &&
+         2 * F * r16(d) <= ICL_SGEMM_AVX2_PACK && d * r16(F) <= ICL_SGEMM_AVX2_PACK;
 }
 
 void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const float *Wgu, const float *Wd, int64_t rows,
                      int64_t d, int64_t F) {
   const int64_t nchunk = (rows + RC - 1) / RC;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < nchunk; c++) {
-    const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
-    icl_sgemm_avx2(0, 1, n, 2 * F, d, 1.0f, x + r0 * d, d, Wgu, d, 0.0f, gu + r0 * 2 * F, 2 * F);
-    for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_fwd(act + r * F, gu + r * 2 * F, F);
-    icl_sgemm_avx2(0, 1, n, d, F, 1.0f, act + r0 * F, F, Wd, F, 0.0f, out + r0 * d, d);
+#pragma omp parallel
+  {
+    /* op(B) of both products, packed once per thread: Wgu^T [d, 2F], Wd^T [F, d] */
+    _Alignas(64) float pg[ICL_SGEMM_AVX2_PACK];
+    _Alignas(64) float pd[ICL_SGEMM_AVX2_PACK];
+    icl_sgemm_avx2_pack(1, Wgu, d, d, 2 * F, pg);
+    icl_sgemm_avx2_pack(1, Wd, F, F, d, pd);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < nchunk; c++) {
+      const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
+      icl_sgemm_avx2_packed(0, n, 2 * F, d, 1.0f, x + r0 * d, d, pg, 16 * d, 0.0f, gu + r0 * 2 * F, 2 * F);
+      for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_fwd(act + r * F, gu + r * 2 * F, F);
+      icl_sgemm_avx2_packed(0, n, d, F, 1.0f, act + r0 * F, F, pd, 16 * F, 0.0f, out + r0 * d, d);
+    }
   }
 }
 
 void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, const float *dy, const float *gu, const float *Wgu,
                      const float *Wd, int64_t rows, int64_t d, int64_t F) {
   const int64_t nchunk = (rows + RC - 1) / RC;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < nchunk; c++) {
-    const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
-    icl_sgemm_avx2(0, 0, n, F, d, 1.0f, dy + r0 * d, d, Wd, F, 0.0f, dact + r0 * F, F);
-    for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_bwd(dgu + r * 2 * F, dact + r * F, gu + r * 2 * F, F);
-    icl_sgemm_avx2(0, 0, n, d, 2 * F, 1.0f, dgu + r0 * 2 * F, 2 * F, Wgu, d, 0.0f, dx + r0 * d, d);
+#pragma omp parallel
+  {
+    /* B of both products, packed once per thread: Wd [d, F], Wgu [2F, d] */
+    _Alignas(64) float pd[ICL_SGEMM_AVX2_PACK];
+    _Alignas(64) float pg[ICL_SGEMM_AVX2_PACK];
+    icl_sgemm_avx2_pack(0, Wd, F, d, F, pd);
+    icl_sgemm_avx2_pack(0, Wgu, d, 2 * F, d, pg);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < nchunk; c++) {
+      const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
+      icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dy + r0 * d, d, pd, 16 * d, 0.0f, dact + r0 * F, F);
+      for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_bwd(dgu + r * 2 * F, dact + r * F, gu + r * 2 * F, F);
+      icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgu + r0 * 2 * F, 2 * F, pg, 32 * F, 0.0f, dx + r0 * d, d);
+    }
   }
 }
