@@ -47,9 +47,16 @@ void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const fl
   }
 }
 
-void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, const float *dy, const float *gu, const float *Wgu,
-                     const float *Wd, int64_t rows, int64_t d, int64_t F) {
-  const int64_t nchunk = (rows + RC - 1) / RC;
+int64_t icl_cpu_mlp_partial_floats(int64_t d, int64_t F) { return ICL_CPU_MLP_PARTS * 3 * F * d; }
+
+/* chunks [first(p), first(p + 1)) feed partial p: fixed by the row count
+ * alone, so the sums are the same on any number of threads */
+static int64_t first_chunk(int64_t p, int64_t nchunk) { return p * nchunk / ICL_CPU_MLP_PARTS; }
+
+void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd, float *part, const float *dy,
+                     const float *gu, const float *act, const float *xn, const float *Wgu, const float *Wd,
+                     int64_t rows, int64_t d, int64_t F) {
+  const int64_t nchunk = (rows + RC - 1) / RC, ngu = 2 * F * d, nd = F * d;
 #pragma omp parallel
   {
     /* B of both products, packed once per thread: Wd [d, F], Wgu [2F, d] */
@@ -58,11 +65,36 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, const float *dy, const 
     icl_sgemm_avx2_pack(0, Wd, F, d, F, pd);
     icl_sgemm_avx2_pack(0, Wgu, d, 2 * F, d, pg);
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < nchunk; c++) {
-      const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
-      icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dy + r0 * d, d, pd, 16 * d, 0.0f, dact + r0 * F, F);
-      for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_bwd(dgu + r * 2 * F, dact + r * F, gu + r * 2 * F, F);
-      icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgu + r0 * 2 * F, 2 * F, pg, 32 * F, 0.0f, dx + r0 * d, d);
+    for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) {
+      /* this partial's Wgu gradient transposed ([d, 2F]: the narrow x rows
+       * are then the broadcast side, read in place from L1) and Wd's */
+      float *Pgu = part + p * (ngu + nd), *Pd = Pgu + ngu;
+      if (first_chunk(p, nchunk) == first_chunk(p + 1, nchunk)) /* fewer chunks than partials */
+        memset(Pgu, 0, sizeof(float) * (size_t)(ngu + nd));
+      for (int64_t c = first_chunk(p, nchunk); c < first_chunk(p + 1, nchunk); c++) {
+        const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
+        const float beta = c == first_chunk(p, nchunk) ? 0.0f : 1.0f;
+        const float *dyc = dy + r0 * d;
+        icl_sgemm_avx2(1, 0, d, F, n, 1.0f, dyc, d, act + r0 * F, F, beta, Pd, F);
+        icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dyc, d, pd, 16 * d, 0.0f, dact + r0 * F, F);
+        for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_bwd(dgu + r * 2 * F, dact + r * F, gu + r * 2 * F, F);
+        icl_sgemm_avx2(1, 0, d, 2 * F, n, 1.0f, xn + r0 * d, d, dgu + r0 * 2 * F, 2 * F, beta, Pgu, 2 * F);
+        icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgu + r0 * 2 * F, 2 * F, pg, 32 * F, 0.0f, dx + r0 * d, d);
+      }
+    }
+    /* the weight gradients: partials added in order */
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < 2 * F; i++)
+      for (int64_t j = 0; j < d; j++) {
+        float s = 0;
+        for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * (ngu + nd) + j * 2 * F + i];
+        gWgu[i * d + j] += s;
+      }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < nd; i++) {
+      float s = 0;
+      for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * (ngu + nd) + ngu + i];
+      gWd[i] += s;
     }
   }
 }

@@ -12,9 +12,17 @@ int icl_cpu_mlp_fused(int64_t d, int64_t F);
  * kept), out = act Wd^T ([rows, d]); Wgu [2F, d], Wd [d, F]. */
 void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const float *Wgu, const float *Wd, int64_t rows,
                      int64_t d, int64_t F);
-/* From dy [rows, d]: dact = dy Wd (scratch [rows, F]), dgu = SwiGLU'
- * ([rows, 2F], kept for the weight gradient), dx = dgu Wgu ([rows, d]). */
-void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, const float *dy, const float *gu, const float *Wgu,
-                     const float *Wd, int64_t rows, int64_t d, int64_t F);
+/* Partial weight-gradient sums per backward (each row chunk adds into one
+ * of ICL_CPU_MLP_PARTS fixed partials; the partials are then added in
+ * order): deterministic and independent of the thread count. */
+#define ICL_CPU_MLP_PARTS 8
+int64_t icl_cpu_mlp_partial_floats(int64_t d, int64_t F);
+/* From dy [rows, d] (the gradient of the MLP output): dact = dy Wd (scratch
+ * [rows, F]), dgu = SwiGLU' ([rows, 2F], scratch), dx = dgu Wgu ([rows, d],
+ * written), and the weight gradients gWd += dy^T act, gWgu += dgu^T xn (xn:
+ * the MLP input [rows, d]); part: icl_cpu_mlp_partial_floats floats. */
+void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd, float *part, const float *dy,
+                     const float *gu, const float *act, const float *xn, const float *Wgu, const float *Wd,
+                     int64_t rows, int64_t d, int64_t F);
 
 #endif

@@ -10,6 +10,7 @@
 #endif
 
 #include "core/backend.h"
+#include "cpu_llama_mlp.h"
 #include "llama_internal.h"
 
 icl_llama_cfg icl_llama_defaults(void) {
@@ -113,6 +114,8 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     TAKE(rF, BT);
     L->trim = llama_trim(m, T);
     if (L->trim) TAKE(xc, BT * d);
+    L->mlp_part = -1;
+    if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) TAKE(mlp_part, icl_cpu_mlp_partial_floats(d, F));
     /* forward: qkv 3d + delta d; backward: dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
     int64_t need = 4 * d;
     if (3 * F + d > need) need = 3 * F + d;

@@ -42,10 +42,11 @@ typedef struct llama_layout {
   /* training: per layer block of `per_layer` floats starting at `layers` */
   int64_t layers, per_layer;
   int64_t o_h, o_n1, o_r1, o_q, o_k, o_v, o_P, o_attn, o_a, o_n2, o_r2, o_gu, o_act; /* inside a layer block */
-  int64_t hL, rF;                                                             /* final input and its rstd */
-  int64_t xc; /* trimmed last layer: the x rows' dy and residual gradient, [BT/2, d] each */
-  int trim;   /* the last layer of a training pass works on the x rows only (llama_trim) */
-  int64_t scratch;                                                            /* shared scratch region */
+  int64_t hL, rF;                                                                    /* final input and its rstd */
+  int64_t mlp_part; /* the fused CPU MLP's partial weight gradients (-1: not used) */
+  int64_t xc;       /* trimmed last layer: the x rows' dy and residual gradient, [BT/2, d] each */
+  int trim;         /* the last layer of a training pass works on the x rows only (llama_trim) */
+  int64_t scratch;  /* shared scratch region */
   /* inference */
   int64_t n, r, qkv, attn, delta, mlp, mlp_rows;
   int64_t total;
@@ -53,8 +54,7 @@ typedef struct llama_layout {
 
 static inline icl_llama *llama_state(const icl_model *m) { return (icl_llama *)m->backbone; }
 void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama_layout *L);
-int icl_llama_forward(icl_ctx *ctx, icl_model *m, const float *x, float *y, int64_t B, int64_t T, float *ws,
-                      int train);
+int icl_llama_forward(icl_ctx *ctx, icl_model *m, const float *x, float *y, int64_t B, int64_t T, float *ws, int train);
 int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws);
 int icl_llama_has_bias_params(const icl_llama *s);
 /* row-major [rows, cols] view with a row stride, for gathers and scatters of

@@ -18,16 +18,16 @@ typedef struct enc_case {
   const char *name; /* published rope_scaling.type */
   int heads;
   int64_t hidden;
-  int code_reading;   /* dynamic-yarn: the published code's reading */
-  int fire_before;    /* FIRE convention B */
-  float fire_L_init;  /* 0: default 512 */
+  int code_reading;  /* dynamic-yarn: the published code's reading */
+  int fire_before;   /* FIRE convention B */
+  float fire_L_init; /* 0: default 512 */
 } enc_case;
 
 static const enc_case cases[] = {
-    {"rope", 2, 16, 0, 0, 0},        {"linear", 4, 16, 0, 0, 0},       {"dynamic", 2, 16, 0, 0, 0},
-    {"yarn", 4, 16, 0, 0, 0},        {"dynamic-yarn", 2, 16, 0, 0, 0}, {"dynamic-yarn", 4, 16, 1, 0, 0},
-    {"nope", 2, 16, 0, 0, 0},        {"alibi", 3, 12, 0, 0, 0},        {"alibi", 4, 16, 0, 0, 0},
-    {"fire", 2, 16, 0, 0, 0},        {"fire", 4, 16, 0, 1, 0},         {"fire", 2, 16, 0, 0, 7.5f},
+    {"rope", 2, 16, 0, 0, 0}, {"linear", 4, 16, 0, 0, 0},       {"dynamic", 2, 16, 0, 0, 0},
+    {"yarn", 4, 16, 0, 0, 0}, {"dynamic-yarn", 2, 16, 0, 0, 0}, {"dynamic-yarn", 4, 16, 1, 0, 0},
+    {"nope", 2, 16, 0, 0, 0}, {"alibi", 3, 12, 0, 0, 0},        {"alibi", 4, 16, 0, 0, 0},
+    {"fire", 2, 16, 0, 0, 0}, {"fire", 4, 16, 0, 1, 0},         {"fire", 2, 16, 0, 0, 7.5f},
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
@@ -130,8 +130,8 @@ static void test_gradcheck_all_encodings(void) {
     /* float32 noise puts single small entries near 1e-3; a wrong formula shows up as O(1) */
     CHECK_MSG(r.max_rel < 1e-2 && r.norm_rel < 1e-3, "%s: max rel %.3g at %s (num %.6g ana %.6g), norm rel %.3g", lab,
               r.max_rel, worst, r.worst_numeric, r.worst_analytic, r.norm_rel);
-    printf("  %-28s all params: max rel %.2e, norm rel %.2e over %lld entries (worst %s)\n", lab, r.max_rel,
-           r.norm_rel, (long long)r.checked, worst);
+    printf("  %-28s all params: max rel %.2e, norm rel %.2e over %lld entries (worst %s)\n", lab, r.max_rel, r.norm_rel,
+           (long long)r.checked, worst);
     /* the encoding's own parameters, every entry: each layer's FIRE block
      * (mlp.0, mlp.2, c, L_multiplier are adjacent) as one vector, so entries
      * with an exactly zero gradient (mlp.2.bias shifts a whole softmax row)
@@ -160,16 +160,17 @@ static void test_gradcheck_all_encodings(void) {
           CHECK_OK(ctx, icl_gradcheck(ctx, (float *)icl_tensor_data(m->params.value) + off, g + off, 1, eval_mse, &p,
                                       &of, &rs));
           CHECK_MSG(rs.max_rel < 1e-2 || rs.max_abs < 2e-5, "%s: layer %lld %s rel %.3g (num %.6g ana %.6g)", lab,
-                    (long long)l,
-                    off == z->offset ? "L_multiplier" : "c", rs.max_rel, rs.worst_numeric, rs.worst_analytic);
+                    (long long)l, off == z->offset ? "L_multiplier" : "c", rs.max_rel, rs.worst_numeric,
+                    rs.worst_analytic);
           if (rs.max_rel > crel) crel = rs.max_rel;
         }
         if (cases[ci].fire_L_init > 0)
           CHECK_MSG(fabsf(g[z->offset]) > 1e-7f, "%s: layer %lld L_multiplier gradient is zero", lab, (long long)l);
-        printf("  %-28s layer %lld FIRE block (%lld entries): norm rel %.2e; c, L_multiplier: max rel %.2e "
-               "(dc %.3g, dL %.3g)\n",
-               lab, (long long)l, (long long)rf.checked, rf.norm_rel, crel, (double)g[z->offset - 16],
-               (double)g[z->offset]);
+        printf(
+            "  %-28s layer %lld FIRE block (%lld entries): norm rel %.2e; c, L_multiplier: max rel %.2e "
+            "(dc %.3g, dL %.3g)\n",
+            lab, (long long)l, (long long)rf.checked, rf.norm_rel, crel, (double)g[z->offset - 16],
+            (double)g[z->offset]);
       }
     }
     free(g);
@@ -258,7 +259,8 @@ static void test_trim_matches_full(void) {
 }
 
 /* The fused CPU MLP (cpu_llama_mlp.c) against the unfused passes: the same
- * bits in the loss, every gradient and the inference predictions. */
+ * bits in the loss and every gradient but the MLP weights' (summed in
+ * another order), those within rounding. */
 static void test_fused_mlp_same_bits(void) {
   const int64_t B = 3, N = 40, D = 3; /* 240 rows: several chunks and a ragged one */
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
@@ -282,7 +284,25 @@ static void test_fused_mlp_same_bits(void) {
       unsetenv("ICL_CPU_MLP");
     }
     CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g fused vs %.9g unfused", lab, loss[0], loss[1]);
-    CHECK_MSG(memcmp(g[0], g[1], sizeof(float) * (size_t)total) == 0, "%s: gradients differ", lab);
+    /* the MLP weight gradients are summed in row-chunk partials when fused:
+     * equal up to rounding; everything else bit for bit */
+    double worst = 0, scale = 0;
+    int same_elsewhere = 1;
+    for (int pi = 0; pi < m->params.n; pi++) {
+      const icl_param_info *in = &m->params.info[pi];
+      const int mlp = strstr(in->name, ".mlp.") != NULL;
+      for (int64_t i = in->offset; i < in->offset + in->numel; i++) {
+        if (mlp) {
+          worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+          scale = fmax(scale, fabs((double)g[1][i]));
+        } else {
+          same_elsewhere &= g[0][i] == g[1][i];
+        }
+      }
+    }
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: MLP weight gradients differ by %.3g (max %.3g)", lab, worst,
+              scale);
+    CHECK_MSG(same_elsewhere, "%s: gradients outside the MLP weights differ", lab);
     CHECK_MSG(memcmp(p[0], p[1], sizeof p[0]) == 0, "%s: predictions differ", lab);
     free(g[0]);
     free(g[1]);
@@ -361,8 +381,8 @@ static void test_names_and_counts(void) {
   CHECK(icl_params_data(&m->params, icl_params_find(&m->params, "layers.5.input_layernorm.weight"))[7] == 1.0f);
   /* inference at 8x the training length fits comfortably */
   int64_t ws = m->ops->workspace(m, 64, 816, 0);
-  printf("  standard model, B=64 T=816 inference workspace: %.0f MB (training at T=102: %.0f MB)\n",
-         ws * 4.0 / 1e6, m->ops->workspace(m, 64, 102, 1) * 4.0 / 1e6);
+  printf("  standard model, B=64 T=816 inference workspace: %.0f MB (training at T=102: %.0f MB)\n", ws * 4.0 / 1e6,
+         m->ops->workspace(m, 64, 102, 1) * 4.0 / 1e6);
   CHECK(ws * 4 < 1500000000LL);
   icl_model_free(ctx, m);
   cfg.hidden = 256, cfg.layers = 4, cfg.heads = 4;
