@@ -37,6 +37,8 @@ static int use_avx2(int ta, int64_t n, int64_t k) {
   return allowed && !ta && k * n <= ICL_SGEMM_AVX2_PACK;
 }
 
+int icl_cpu_gemm_row_exact(int ta, int64_t n, int64_t k) { return use_avx2(ta, n, k); }
+
 static void gemm1(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                   const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
   if (use_avx2(ta, n, k)) {

@@ -17,6 +17,11 @@ int icl_cpu_softmax(icl_ctx *ctx, float *out, const float *in, int64_t rows, int
 int icl_cpu_gemm(icl_ctx *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                  int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
                  float *c, int64_t ldc, int64_t stride_c, int64_t batch);
+/* 1 when icl_cpu_gemm computes each row of C = op(A) op(B) (n columns,
+ * reduction k) independently of how many rows the call has, so a product
+ * over a subset of the rows gives the same bits (the AVX2 kernel; OpenBLAS
+ * blocks by m) */
+int icl_cpu_gemm_row_exact(int ta, int64_t n, int64_t k);
 int icl_cpu_random(icl_ctx *ctx, icl_view out, icl_dtype dt, icl_dist dist, double p0, double p1, uint64_t seed,
                    uint64_t stream);
 int icl_cpu_nonfinite(icl_ctx *ctx, const float *x, int64_t n, int *bad);

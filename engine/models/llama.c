@@ -10,6 +10,7 @@
 #endif
 
 #include "core/backend.h"
+#include "cpu/cpu_kernels.h"
 #include "cpu_llama_mlp.h"
 #include "llama_internal.h"
 
@@ -58,14 +59,21 @@ icl_view icl_llama_rows(float *data, int64_t rows, int64_t cols, int64_t row_str
  * never read and their gradients are exactly zero. Skipping them changes no
  * number of the x rows (each is computed by the same kernels from the same
  * inputs) and saves about 40% of the last layer. Off when attention
- * probabilities are captured (the analyses read every row) and, until it
- * has run on a device, on CUDA; ICL_LLAMA_TRIM=0 / 1 forces it. */
+ * probabilities are captured (the analyses read every row), where the CPU
+ * products are not row-exact (OpenBLAS: hidden above 128 or so, or a build
+ * without AVX2), and, until it has run on a device, on CUDA;
+ * ICL_LLAMA_TRIM=0 / 1 forces it. */
 static int llama_trim(const icl_model *m, int64_t T) {
   const icl_llama *s = llama_state(m);
   if (T % 2 || s->n_capture) return 0;
   const char *e = getenv("ICL_LLAMA_TRIM");
   if (e && *e) return strcmp(e, "0") != 0;
-  return m->device == ICL_CPU;
+  if (m->device != ICL_CPU) return 0;
+  /* only where the trimmed products give each row the same bits as over
+   * all rows, so a training forward predicts exactly what predict() does */
+  const int64_t d = m->hidden, F = s->F;
+  return icl_cpu_gemm_row_exact(0, d, d) && icl_cpu_gemm_row_exact(0, 2 * F, d) && icl_cpu_gemm_row_exact(0, d, F) &&
+         icl_cpu_gemm_row_exact(0, 1, d);
 }
 
 void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama_layout *L) {

@@ -81,8 +81,9 @@ static void test_kernel(void) {
   }
 }
 
-/* the dispatcher at the model's sizes: 1 and 2 threads give the same bits,
- * and both match the reference; beta = 0 ignores NaN in C */
+/* the dispatcher at the model's sizes: 1 and 2 threads give the same bits
+ * (with the AVX2 kernel), and both match the reference; beta = 0 ignores NaN
+ * in C */
 static void test_dispatch_threads(void) {
   icl_ctx *ctx = icl_t_ctx();
   const int64_t m = 1000, n = 192, k = 64;
@@ -104,7 +105,9 @@ static void test_dispatch_threads(void) {
 #ifdef _OPENMP
   omp_set_num_threads(before);
 #endif
-  CHECK(memcmp(c1, c2, sizeof(float) * m * n) == 0);
+  /* OpenBLAS (a build without AVX2) blocks by the row count: no such promise */
+  if (icl_sgemm_avx2_available()) CHECK(memcmp(c1, c2, sizeof(float) * m * n) == 0);
+  CHECK(icl_cpu_gemm_row_exact(0, n, k) == icl_sgemm_avx2_available());
   reference(0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, r, c1, n);
   double worst = 0;
   for (int64_t i = 0; i < m * n; i++) worst = fmax(worst, fabs(c1[i] - r[i]));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "cpu/cpu_kernels.h"
 #include "core/rng.h"
 #include "harness.h"
 #include "models/llama.h"
@@ -219,8 +220,8 @@ static void test_causality(void) {
 }
 
 /* The last layer at the x rows only (llama_trim) against the full layer:
- * the same loss and every parameter gradient, for every encoding, and the
- * same predictions of a training forward; odd T turns it off. */
+ * the same loss and training predictions (bit for bit where the CPU GEMM is
+ * row-exact) and every parameter gradient, for every encoding. */
 static void test_trim_matches_full(void) {
   const int64_t B = 3, N = 10, D = 3;
   float xs[3 * 10 * 3], ys[3 * 10], pt[30], pf[30];
@@ -242,8 +243,13 @@ static void test_trim_matches_full(void) {
       CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, full ? pf : pt, 1));
     }
     unsetenv("ICL_LLAMA_TRIM");
-    CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g trimmed vs %.9g full", lab, loss[0], loss[1]);
-    CHECK_MSG(memcmp(pt, pf, sizeof pt) == 0, "%s: trimmed training predictions differ", lab);
+    if (icl_cpu_gemm_row_exact(0, cases[ci].hidden, cases[ci].hidden)) {
+      CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g trimmed vs %.9g full", lab, loss[0], loss[1]);
+      CHECK_MSG(memcmp(pt, pf, sizeof pt) == 0, "%s: trimmed training predictions differ", lab);
+    } else { /* OpenBLAS blocks by the row count (a build without AVX2) */
+      CHECK_CLOSE(loss[0], loss[1], 1e-5, 0);
+      for (int i = 0; i < 30; i++) CHECK_CLOSE(pt[i], pf[i], 1e-5, 1e-6);
+    }
     double worst = 0, scale = 0;
     for (int64_t i = 0; i < total; i++) {
       worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
