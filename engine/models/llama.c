@@ -95,7 +95,7 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     if (pe->bias == ICL_BIAS_FIRE) TAKE(part, 2 * T * (H * pe->fire_width + H + 2 * pe->fire_width + 2));
   }
   /* per-thread attention scratch, sized by the CPU kernels (a GPU table ignores it) */
-  icl_attn_shape sh = {B, T, H, hd};
+  icl_attn_shape sh = {B, T, H, hd, 1};
   L->nthreads = max_threads();
   TAKE(attn_scratch, (int64_t)L->nthreads * icl_cpu_attn_kernels.scratch_floats(sh));
   if (train) {

@@ -103,7 +103,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
   const float scale = (float)(1.0 / sqrt((double)s->hd));
   const float *cs = L.cos >= 0 ? ws + L.cos : NULL, *sn = L.sin >= 0 ? ws + L.sin : NULL;
   const int bias_params = icl_llama_has_bias_params(s);
-  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
+  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
   float *scr = ws + L.scratch;
   float *dgu = scr, *dact = scr + BT * 2 * F, *dn = dact + BT * F; /* MLP phase */
   float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;          /* attention phase (dn = scr) */
@@ -128,6 +128,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
         rc = be->gemm(ctx, 1, 0, d, d, BT, 1.0f, dx, d, 0, Y + L.o_attn, d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
       if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
     }
+    sh.qstep = L.trim && l == nl - 1 ? 2 : 1; /* as the forward ran it */
     if (!rc)
       rc = be->attn->bwd(ctx, sh, dqkv, dattn, cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P,
                          bias_params ? Y + L.o_P : NULL, ws + L.attn_scratch, L.nthreads);

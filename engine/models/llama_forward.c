@@ -125,7 +125,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   const float *cs = L->cos >= 0 ? ws + L->cos : NULL, *sn = L->sin >= 0 ? ws + L->sin : NULL;
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
   float *qkv = ws + L->scratch, *delta = qkv + BT * 3 * d;
-  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
+  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
   float *Y0 = ws + L->layers;
   int rc = be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
   if (!rc)
@@ -135,6 +135,8 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     float *Y = ws + L->layers + l * L->per_layer;
     rc = be->gemm(ctx, 0, 1, BT, 3 * d, d, 1.0f, Y + L->o_n1, d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, qkv, 3 * d, 0, 1);
     if (!rc && bias) rc = layer_bias(ctx, m, be, l, T, bias);
+    /* a trimmed last layer needs its attention at the x tokens only */
+    sh.qstep = L->trim && l == nl - 1 ? 2 : 1;
     if (!rc)
       rc = be->attn->fwd(ctx, sh, Y + L->o_attn, qkv, cs, sn, bias, scale, Y + L->o_q, Y + L->o_k, Y + L->o_v,
                          Y + L->o_P, 1, s->n_capture ? &ly->cap : NULL, ws + L->attn_scratch, L->nthreads);
@@ -170,7 +172,7 @@ static int forward_infer(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
   float *n = ws + L->n, *r = ws + L->r, *qkv = ws + L->qkv, *attn = ws + L->attn, *gu = ws + L->mlp,
         *act = gu + R * 2 * F;
-  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd};
+  icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
   int rc = be->memcpy(ctx, y, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
   if (!rc) rc = be->nn->rmsnorm_fwd(ctx, n, r, y, P_(m, s->layer[0].p[LP_LN1]), BT, d, eps);
   for (int64_t l = 0; l < nl && !rc; l++) {

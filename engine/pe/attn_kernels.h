@@ -19,6 +19,11 @@
 
 typedef struct icl_attn_shape {
   int64_t B, T, H, hd;
+  /* A hint, 0 or 1: every query row. k > 1: only the rows 0, k, 2k, ... are
+   * needed (the others' outputs are never read and their output gradients
+   * are zero); a kernel may skip the rest, leaving their out and P rows
+   * unwritten and their dq zero, or compute them anyway. */
+  int64_t qstep;
 } icl_attn_shape;
 
 /* Which probabilities a forward should hand out (analyses). */

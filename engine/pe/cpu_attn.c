@@ -205,20 +205,25 @@ static int64_t scratch_floats(icl_attn_shape s) {
 
 static int use_gemm(void) { return icl_sgemm_avx2_available(); }
 
-/* One training tile's forward on the GEMM kernel: Q, K, V [T, hd] (rotated);
- * St a T x Tp scratch; pk two packed-operand areas; Pt the tile's kept
- * probabilities [T, T]; o the output rows (row stride ldo). */
-static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_t T, int64_t hd, float scale,
+/* One tile's forward on the GEMM kernel: Q, K, V [T, hd] (rotated); St a
+ * T x Tp scratch; pk two packed-operand areas; Pt the tile's kept
+ * probabilities [T, T] or NULL; o the output rows (row stride ldo). Only the
+ * query rows 0, q, 2q, ... are computed (q = icl_attn_shape.qstep); the
+ * others of o and Pt are left as they were. St holds query u's logits in
+ * row u. */
+static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_t T, int64_t hd, int64_t q, float scale,
                           const float *bias, float *St, int64_t Tp, float *pk, int64_t pkn, float *Pt,
                           const icl_attn_capture *cap, int64_t bh, float *o, int64_t ldo) {
   float *Kp = pk, *Vp = pk + pkn; /* K^T: hd x T, V: T x hd */
+  const int64_t U = (T + q - 1) / q;
   icl_sgemm_avx2_pack(1, K, hd, hd, T, Kp);
   icl_sgemm_avx2_pack(0, V, hd, T, hd, Vp);
-  for (int64_t i0 = 0; i0 < T; i0 += GB) {
-    const int64_t m = T - i0 < GB ? T - i0 : GB, n = i0 + m;
-    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, Q + i0 * hd, hd, Kp, 16 * hd, 0.0f, St + i0 * Tp, Tp);
-    for (int64_t i = i0; i < n; i++) {
-      float *row = St + i * Tp;
+  for (int64_t u0 = 0; u0 < U; u0 += GB) {
+    const int64_t m = U - u0 < GB ? U - u0 : GB, n = (u0 + m - 1) * q + 1;
+    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, Q + u0 * q * hd, q * hd, Kp, 16 * hd, 0.0f, St + u0 * Tp, Tp);
+    for (int64_t u = u0; u < u0 + m; u++) {
+      const int64_t i = u * q;
+      float *row = St + u * Tp;
       softmax_row(row, i, scale, bias ? bias + i * T : NULL);
       /* the rest of the block's columns: P V reads them */
       for (int64_t j = round8(i + 1); j < n; j++) row[j] = 0;
@@ -231,29 +236,33 @@ static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_
           memset(dst[c] + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
         }
     }
-    icl_sgemm_avx2_packed(0, m, hd, n, 1.0f, St + i0 * Tp, Tp, Vp, 16 * T, 0.0f, o + i0 * ldo, ldo);
+    icl_sgemm_avx2_packed(0, m, hd, n, 1.0f, St + u0 * Tp, Tp, Vp, 16 * T, 0.0f, o + u0 * q * ldo, q * ldo);
   }
 }
 
-/* One training tile's backward on the GEMM kernel. Pt [T, T] holds the
- * probabilities (zero above the diagonal); dO rows at row stride ldd; dPt a
- * T x Tp scratch (dP, then dS in place); pk four packed-operand areas; dQ,
- * dK [T, hd] scratch (scaled, still rotated); dV goes straight to its rows
- * (row stride ldv). */
+/* One tile's backward on the GEMM kernel, for the query rows 0, q, 2q, ...
+ * (the others have no output gradient). Pt [T, T] holds the probabilities
+ * of those rows (zero above the diagonal); dO rows at row stride ldd; dPt a
+ * T x Tp scratch (dP, then dS in place; query u in row u); pk four
+ * packed-operand areas; dQ, dK [T, hd] scratch (scaled, still rotated; dQ
+ * zero at the other rows); dV goes straight to its rows (row stride ldv). */
 static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const float *Pt, const float *dO, int64_t ldd,
-                          int64_t T, int64_t hd, float scale, float *dPt, int64_t Tp, float *pk, int64_t pkn, float *dQ,
-                          float *dK, float *dV, int64_t ldv) {
+                          int64_t T, int64_t hd, int64_t q, float scale, float *dPt, int64_t Tp, float *pk, int64_t pkn,
+                          float *dQ, float *dK, float *dV, int64_t ldv) {
   float *Vtp = pk, *Kp = pk + pkn, *dOp = pk + 2 * pkn, *Qp = pk + 3 * pkn;
+  const int64_t U = (T + q - 1) / q;
   icl_sgemm_avx2_pack(1, V, hd, hd, T, Vtp);
   icl_sgemm_avx2_pack(0, K, hd, T, hd, Kp);
-  icl_sgemm_avx2_pack(0, dO, ldd, T, hd, dOp);
-  icl_sgemm_avx2_pack(0, Q, hd, T, hd, Qp);
-  for (int64_t i0 = 0; i0 < T; i0 += GB) {
-    const int64_t m = T - i0 < GB ? T - i0 : GB, n = i0 + m;
-    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, dO + i0 * ldd, ldd, Vtp, 16 * hd, 0.0f, dPt + i0 * Tp, Tp);
-    for (int64_t i = i0; i < n; i++) {
+  icl_sgemm_avx2_pack(0, dO, q * ldd, U, hd, dOp); /* the query rows only */
+  icl_sgemm_avx2_pack(0, Q, q * hd, U, hd, Qp);
+  if (q > 1) memset(dQ, 0, sizeof(float) * (size_t)(T * hd));
+  for (int64_t u0 = 0; u0 < U; u0 += GB) {
+    const int64_t m = U - u0 < GB ? U - u0 : GB, n = (u0 + m - 1) * q + 1;
+    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, dO + u0 * q * ldd, q * ldd, Vtp, 16 * hd, 0.0f, dPt + u0 * Tp, Tp);
+    for (int64_t u = u0; u < u0 + m; u++) {
+      const int64_t i = u * q;
       const float *p = Pt + i * T;
-      float *dp = dPt + i * Tp;
+      float *dp = dPt + u * Tp;
       /* eight partial sums added in a fixed order (the same bits on any
        * thread), then the scalar tail up to i */
       const int64_t nv = (i + 1) & ~(int64_t)7;
@@ -267,14 +276,16 @@ static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const 
       for (int64_t j = i + 1; j < T; j++) dp[j] = 0;
     }
     /* dQ rows of this block: dS K over the columns so far */
-    icl_sgemm_avx2_packed(0, m, hd, n, scale, dPt + i0 * Tp, Tp, Kp, 16 * T, 0.0f, dQ + i0 * hd, hd);
+    icl_sgemm_avx2_packed(0, m, hd, n, scale, dPt + u0 * Tp, Tp, Kp, 16 * T, 0.0f, dQ + u0 * q * hd, q * hd);
   }
-  /* dV = P^T dO and dK = dS^T Q: row j sums over queries i >= j, so a block
-   * of rows starts its sum (and the packed rows) at its own first row */
+  /* dV = P^T dO and dK = dS^T Q: key row j sums over the queries i >= j,
+   * so a block of keys starts its sum (and the packed rows) at its first
+   * such query u1 */
   for (int64_t j0 = 0; j0 < T; j0 += GB) {
-    const int64_t m = T - j0 < GB ? T - j0 : GB, k = T - j0;
-    icl_sgemm_avx2_packed(1, m, hd, k, 1.0f, Pt + j0 * T + j0, T, dOp + 16 * j0, 16 * T, 0.0f, dV + j0 * ldv, ldv);
-    icl_sgemm_avx2_packed(1, m, hd, k, scale, dPt + j0 * Tp + j0, Tp, Qp + 16 * j0, 16 * T, 0.0f, dK + j0 * hd, hd);
+    const int64_t m = T - j0 < GB ? T - j0 : GB, u1 = (j0 + q - 1) / q, k = U - u1;
+    icl_sgemm_avx2_packed(1, m, hd, k, 1.0f, Pt + u1 * q * T + j0, q * T, dOp + 16 * u1, 16 * U, 0.0f, dV + j0 * ldv,
+                          ldv);
+    icl_sgemm_avx2_packed(1, m, hd, k, scale, dPt + u1 * Tp + j0, Tp, Qp + 16 * u1, 16 * U, 0.0f, dK + j0 * hd, hd);
   }
 }
 
@@ -285,6 +296,7 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
   const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
   const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
   const int gemm = use_gemm();
+  const int64_t qs = s.qstep > 1 ? s.qstep : 1;
   const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t bh = 0; bh < B * H; bh++) {
@@ -307,7 +319,7 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
       memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
     }
     if (gemm) {
-      tile_fwd_gemm(Qs, Ks, Vs, T, hd, scale, bias ? bias + h * T * T : NULL,
+      tile_fwd_gemm(Qs, Ks, Vs, T, hd, qs, scale, bias ? bias + h * T * T : NULL,
                     sc + 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp, Tp, sc + pk_off, packed_floats(s),
                     keep ? P + bh * T * T : NULL, cap, bh, out + b * T * D + h * hd, D);
       continue;
@@ -350,6 +362,7 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
   const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
   const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
   const int gemm = use_gemm();
+  const int64_t qs = s.qstep > 1 ? s.qstep : 1;
   const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t bh = 0; bh < B * H; bh++) {
@@ -364,11 +377,17 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
     float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
     if (gemm) {
       float *Pt = P + bh * T * T, *dPt = Pb + RB * Tp;
-      tile_bwd_gemm(Qs, Ks, Vs, Pt, dout + b * T * D + h * hd, D, T, hd, scale, dPt, Tp, sc + pk_off, packed_floats(s),
-                    dQ, dK, dqkv + b * T * 3 * D + 2 * D + h * hd, 3 * D);
+      tile_bwd_gemm(Qs, Ks, Vs, Pt, dout + b * T * D + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off,
+                    packed_floats(s), dQ, dK, dqkv + b * T * 3 * D + 2 * D + h * hd, 3 * D);
       /* dS may alias P: only now that P has served dV */
       if (dS)
-        for (int64_t i = 0; i < T; i++) memcpy(dS + (bh * T + i) * T, dPt + i * Tp, sizeof(float) * (size_t)T);
+        for (int64_t i = 0; i < T; i++) {
+          float *drow = dS + (bh * T + i) * T;
+          if (i % qs == 0)
+            memcpy(drow, dPt + (i / qs) * Tp, sizeof(float) * (size_t)T);
+          else
+            memset(drow, 0, sizeof(float) * (size_t)T);
+        }
       for (int64_t t = 0; t < T; t++) {
         float *row = dqkv + (b * T + t) * 3 * D + h * hd;
         const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;

@@ -126,7 +126,7 @@ static void fire_bwd_case(fire_params *f, int64_t H, int64_t T) {
 static void run_case(const acase *k) {
   const int64_t B = k->B, T = k->T, H = k->H, hd = k->hd, D = H * hd, BT = B * T, half = hd / 2, BH = B * H;
   const float scale = (float)(1.0 / sqrt((double)hd));
-  icl_attn_shape s = {B, T, H, hd};
+  icl_attn_shape s = {B, T, H, hd, 1};
   printf("  %s: B %lld, T %lld, H %lld, hd %lld\n", k->name, (long long)B, (long long)T, (long long)H,
          (long long)hd);
   char what[160];
@@ -332,7 +332,7 @@ static void test_standard_inference(void) {
 /* the CUDA kernels stop at head_dim 128, with a message (the CPU ones have no limit) */
 static void test_errors(void) {
   if (GK_DRY) return;
-  icl_attn_shape s = {1, 4, 1, 256};
+  icl_attn_shape s = {1, 4, 1, 256, 1};
   dbuf x = db_poison(4 * 3 * 256);
   CHECK(KG->fwd(G, s, x.g, x.g, NULL, NULL, NULL, 1.0f, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1) == ICL_ENOTIMPL);
   CHECK(strstr(icl_last_error(G), "head_dim 256") != NULL);
