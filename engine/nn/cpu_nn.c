@@ -72,11 +72,17 @@ static int rmsnorm_bwd(icl_ctx *ctx, float *dx, float *dw, const float *dy, cons
     }
   }
   if (dw) {
-    /* column sums in a fixed order over row blocks */
-    for (int64_t r = 0; r < rows; r++) {
-      const float *xr = x + r * d, *dyr = dy + r * d;
-      float rs = rstd[r];
-      for (int64_t j = 0; j < d; j++) dw[j] += dyr[j] * (xr[j] * rs);
+    /* column sums, each column over the rows in order (the CUDA kernel keeps
+     * this order too); threads take blocks of columns, which changes nothing */
+    const int64_t nb = (d + 15) / 16;
+#pragma omp parallel for if (rows * d >= 65536) schedule(static)
+    for (int64_t jb = 0; jb < nb; jb++) {
+      const int64_t j0 = jb * 16, j1 = j0 + 16 < d ? j0 + 16 : d;
+      for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d, *dyr = dy + r * d;
+        float rs = rstd[r];
+        for (int64_t j = j0; j < j1; j++) dw[j] += dyr[j] * (xr[j] * rs);
+      }
     }
   }
   return ICL_OK;
