@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "core/backend.h"
-#include "cpu/cpu_kernels.h"
 #include "core/rng.h"
+#include "cpu/cpu_kernels.h"
 #include "harness.h"
 #include "models/llama.h"
 #include "nn/gradcheck.h"
@@ -219,6 +219,20 @@ static void test_causality(void) {
   }
 }
 
+/* One training step with the environment variable var set to value: its
+ * loss, a malloc'd copy of every gradient, and a training forward's
+ * predictions. */
+static float *step_with_env(icl_ctx *ctx, icl_model *m, const char *var, const char *value, const float *xs,
+                            const float *ys, int64_t B, int64_t N, float *loss, float *pred) {
+  setenv(var, value, 1);
+  float *g = malloc(sizeof(float) * (size_t)m->params.total);
+  CHECK_OK(ctx, icl_model_loss_step(ctx, m, xs, ys, B, N, ICL_LOSS_MSE, loss));
+  memcpy(g, icl_params_grad(&m->params, 0), sizeof(float) * (size_t)m->params.total);
+  CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, pred, 1));
+  unsetenv(var);
+  return g;
+}
+
 /* The last layer at the x rows only (llama_trim) against the full layer:
  * the same loss and training predictions (bit for bit where the CPU GEMM is
  * row-exact) and every parameter gradient, for every encoding. */
@@ -234,15 +248,8 @@ static void test_trim_matches_full(void) {
     icl_model *m = build(ctx, &cases[ci], 5);
     if (!m) continue;
     const int64_t total = m->params.total;
-    float *g[2], loss[2];
-    for (int full = 0; full < 2; full++) {
-      setenv("ICL_LLAMA_TRIM", full ? "0" : "1", 1);
-      CHECK_OK(ctx, icl_model_loss_step(ctx, m, xs, ys, B, N, ICL_LOSS_MSE, &loss[full]));
-      g[full] = malloc(sizeof(float) * (size_t)total);
-      memcpy(g[full], icl_params_grad(&m->params, 0), sizeof(float) * (size_t)total);
-      CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, full ? pf : pt, 1));
-    }
-    unsetenv("ICL_LLAMA_TRIM");
+    float loss[2], *g[2] = {step_with_env(ctx, m, "ICL_LLAMA_TRIM", "1", xs, ys, B, N, &loss[0], pt),
+                            step_with_env(ctx, m, "ICL_LLAMA_TRIM", "0", xs, ys, B, N, &loss[1], pf)};
     if (icl_cpu_gemm_row_exact(0, cases[ci].hidden, cases[ci].hidden)) {
       CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g trimmed vs %.9g full", lab, loss[0], loss[1]);
       CHECK_MSG(memcmp(pt, pf, sizeof pt) == 0, "%s: trimmed training predictions differ", lab);
@@ -265,8 +272,8 @@ static void test_trim_matches_full(void) {
 }
 
 /* The fused CPU MLP (cpu_llama_mlp.c) against the unfused passes: the same
- * bits in the loss and every gradient but the MLP weights' (summed in
- * another order), those within rounding. */
+ * bits in the loss, the training predictions and every gradient but the
+ * MLP weights' (summed in another order), those within rounding. */
 static void test_fused_mlp_same_bits(void) {
   const int64_t B = 3, N = 40, D = 3; /* 240 rows: several chunks and a ragged one */
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
@@ -279,16 +286,8 @@ static void test_fused_mlp_same_bits(void) {
     case_label(&cases[ci], lab, sizeof lab);
     icl_model *m = build(ctx, &cases[ci], 6);
     if (!m) continue;
-    const int64_t total = m->params.total;
-    float *g[2], loss[2];
-    for (int unfused = 0; unfused < 2; unfused++) {
-      if (unfused) setenv("ICL_CPU_MLP", "unfused", 1);
-      CHECK_OK(ctx, icl_model_loss_step(ctx, m, xs, ys, B, N, ICL_LOSS_MSE, &loss[unfused]));
-      g[unfused] = malloc(sizeof(float) * (size_t)total);
-      memcpy(g[unfused], icl_params_grad(&m->params, 0), sizeof(float) * (size_t)total);
-      CHECK_OK(ctx, icl_model_forward(ctx, m, xs, ys, B, N, p[unfused], 0));
-      unsetenv("ICL_CPU_MLP");
-    }
+    float loss[2], *g[2] = {step_with_env(ctx, m, "ICL_CPU_MLP", "fused", xs, ys, B, N, &loss[0], p[0]),
+                            step_with_env(ctx, m, "ICL_CPU_MLP", "unfused", xs, ys, B, N, &loss[1], p[1])};
     CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g fused vs %.9g unfused", lab, loss[0], loss[1]);
     /* the MLP weight gradients are summed in row-chunk partials when fused:
      * equal up to rounding; everything else bit for bit */
