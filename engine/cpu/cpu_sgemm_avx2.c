@@ -109,23 +109,10 @@ KERNEL(5)
 KERNEL(6)
 static const kernel_fn kernels[MR + 1] = {NULL, kernel1, kernel2, kernel3, kernel4, kernel5, kernel6};
 
-/* rows [0, m) of C against one packed K block of B, 16 columns at a time */
-static void block(int64_t m, int64_t nc, int64_t kc, const float *a, int64_t rs, int64_t cs, const float *bp, float *c,
-                  int64_t ldc, float alpha, float beta) {
-  for (int64_t i = 0; i < m; i += MR) {
-    const int mr = m - i < MR ? (int)(m - i) : MR;
-    const kernel_fn kern = kernels[mr];
-    for (int64_t p = 0; p * NR < nc; p++) {
-      int nr = nc - p * NR < NR ? (int)(nc - p * NR) : NR;
-      kern(kc, a + i * rs, rs, cs, bp + p * kc * NR, c + i * ldc + p * NR, ldc, alpha, beta, nr);
-    }
-  }
-}
-
 void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
   _Alignas(64) float bp[BUF];
-  const int64_t rs = ta ? 1 : lda, cs = ta ? lda : 1;
+  const int64_t cs = ta ? lda : 1;
   /* short K: all of B's columns at once (the rows of A stay in L1 across
    * them and C is written a whole row at a time); long K: KC at a time */
   const int64_t kcap = k < KC ? k : KC;
@@ -137,7 +124,7 @@ void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
       const int64_t kc = k - k0 < KC ? k - k0 : KC;
       const float be = k0 == 0 ? beta : 1.0f;
       pack_b(tb, b, ldb, k0, kc, j0, nc, bp);
-      block(m, nc, kc, a + k0 * cs, rs, cs, bp, c + j0, ldc, alpha, be);
+      icl_sgemm_avx2_packed(ta, m, nc, kc, alpha, a + k0 * cs, lda, bp, kc * NR, be, c + j0, ldc);
     }
   }
 }

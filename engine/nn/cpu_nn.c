@@ -125,12 +125,11 @@ static int bias_grad(icl_ctx *ctx, float *db, const float *dy, int64_t rows, int
   return ICL_OK;
 }
 
-static inline float sigmoidf(float x) { return icl_sigmoidf(x); }
 
 static int silu_fwd(icl_ctx *ctx, float *y, const float *x, int64_t n) {
   (void)ctx;
 #pragma omp parallel for if (n >= 65536) schedule(static)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * icl_sigmoidf(x[i]);
   return ICL_OK;
 }
 
@@ -138,7 +137,7 @@ static int silu_bwd(icl_ctx *ctx, float *dx, const float *dy, const float *x, in
   (void)ctx;
 #pragma omp parallel for if (n >= 65536) schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    float s = sigmoidf(x[i]);
+    float s = icl_sigmoidf(x[i]);
     dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
   }
   return ICL_OK;
@@ -175,7 +174,7 @@ static int loss(icl_ctx *ctx, icl_loss_kind kind, float *loss_out, float *dpred,
       /* softplus(p) - t p, stable for large |p| */
       float sp = p > 0 ? p + log1pf(expf(-p)) : log1pf(expf(p));
       acc += (double)(sp - t * p);
-      if (dpred) dpred[i * ps] = scale * (sigmoidf(p) - t) * inv;
+      if (dpred) dpred[i * ps] = scale * (icl_sigmoidf(p) - t) * inv;
     }
   }
   if (loss_out) *loss_out = (float)(acc / (double)n);
