@@ -2,8 +2,11 @@
 -- backbone in icl.
 --   lua5.4 bench/llama_step.lua [size] [pe] [steps] [warmup]
 --   size: standard (16 layers, hidden 256, 8 heads) | toy (2 layers, hidden 64, 2 heads)
--- Batch 64, 51 examples (102 tokens), D = 20. Prints one line:
---   icl <size> <pe> <steps/s> <ms/step>
+-- Batch 64, 51 examples (102 tokens), D = 20. Each timed step is timed on
+-- its own and the line reports the median step (a neighbour's burst on the
+-- shared machine slows single steps; the median ignores them, the mean
+-- does not), the same statistic as bench/torch_llama_step.py. Prints:
+--   icl <size> <pe> <steps/s> <ms/step> loss=<last loss> mean=<mean ms/step>
 -- plus, with ICL_BENCH_PROFILE=1, the time of the forward, backward and optimiser phases.
 local icl = require "icl"
 local llama = require "icl.models.llama"
@@ -25,27 +28,27 @@ local B, N, D = 64, 51, 20
 icl.manual_seed(7)
 local xs, ys = icl.randn({B, N, D}), icl.randn({B, N})
 
-local clock = os.clock
-local function now()
-  -- wall clock: os.clock is CPU time summed over threads
-  local f = io.popen("date +%s.%N")
-  local t = tonumber(f:read("*l"))
-  f:close()
-  return t
-end
+local now = require("icl.core").wall_time -- monotonic wall clock (os.clock sums CPU time over threads)
 
 for _ = 1, warmup do
   m:loss_step(xs, ys, "mse")
   opt:step()
 end
-local t0 = now()
-local loss
-for _ = 1, steps do
+local times, loss = {}, nil
+for i = 1, steps do
+  local t0 = now()
   loss = m:loss_step(xs, ys, "mse")
   opt:step()
+  loss = loss:item() -- waits for the step (a GPU run is asynchronous)
+  times[i] = now() - t0
 end
-local dt = (now() - t0) / steps
-io.write(string.format("icl %s %s %.4f %.1f loss=%.4f\n", size, pe, 1 / dt, dt * 1000, loss:item()))
+local total = 0
+for _, t in ipairs(times) do total = total + t end
+table.sort(times)
+local n = #times
+local dt = n % 2 == 1 and times[(n + 1) // 2] or (times[n // 2] + times[n // 2 + 1]) / 2
+io.write(string.format("icl %s %s %.4f %.1f loss=%.4f mean=%.1f\n", size, pe, 1 / dt, dt * 1000, loss,
+                       total / n * 1000))
 if os.getenv("ICL_BENCH_PROFILE") then
   local t1 = now()
   for _ = 1, steps do m:forward(xs, ys) end
@@ -56,4 +59,3 @@ if os.getenv("ICL_BENCH_PROFILE") then
   io.write(string.format("  forward(train) %.1f ms, predict %.1f ms, backward+opt ~ %.1f ms\n", tf * 1000, ti * 1000,
                          (dt - tf) * 1000))
 end
-local _ = clock

@@ -9,10 +9,12 @@ is plain RoPE.
 
     python3 bench/torch_llama_step.py [size] [pe] [steps] [warmup]
 
-Prints: torch <size> <pe> <steps/s> <ms/step>
+Prints: torch <size> <pe> <steps/s> <ms/step> loss=<last loss> mean=<mean ms/step>, where
+steps/s and ms/step are of the median step.
 """
 import math
 import sys
+import statistics
 import time
 
 import torch
@@ -127,8 +129,12 @@ def step():
 
 for _ in range(warmup):
     step()
-t0 = time.perf_counter()
+times = []
 for _ in range(steps):
+    t0 = time.perf_counter()
     loss = step()
-dt = (time.perf_counter() - t0) / steps
-print(f"torch {size} {pe} {1 / dt:.4f} {dt * 1000:.1f} loss={loss:.4f}")
+    times.append(time.perf_counter() - t0)
+# the median step, as bench/llama_step.lua reports it (bursts of a neighbour's load slow single steps)
+dt = statistics.median(times)
+mean = sum(times) / len(times)
+print(f"torch {size} {pe} {1 / dt:.4f} {dt * 1000:.1f} loss={loss:.4f} mean={mean * 1000:.1f}")

@@ -5,7 +5,7 @@
  * k n <= ICL_SGEMM_AVX2_PACK all of it at once, and it stays in L2); A is
  * read in place by broadcasts (either layout, though a transposed A with a
  * long K is better left to OpenBLAS, which packs it), and C is written once
- * per K block of 256 with alpha and beta folded in, never cleared first. A 6 x 16 register tile (12 accumulators) keeps
+ * per K block of 512 with alpha and beta folded in, never cleared first. A 6 x 16 register tile (12 accumulators) keeps
  * both FMA pipes of a Zen 3 / Haswell core busy.
  *
  * Every element of C is the sum over k in ascending order within a K block,
@@ -50,9 +50,11 @@ static void pack_b(int tb, const float *b, int64_t ldb, int64_t k0, int64_t kc, 
   }
 }
 
-static inline void store_row(float *c, __m256 lo, __m256 hi, __m256 va, float beta, int nr) {
-  lo = _mm256_mul_ps(lo, va);
-  hi = _mm256_mul_ps(hi, va);
+static inline void store_row(float *c, __m256 lo, __m256 hi, __m256 va, float alpha, float beta, int nr) {
+  if (alpha != 1.0f) { /* x * 1 is x: skipping it changes no bit */
+    lo = _mm256_mul_ps(lo, va);
+    hi = _mm256_mul_ps(hi, va);
+  }
   if (nr == NR) {
     if (beta != 0.0f) {
       __m256 vb = _mm256_set1_ps(beta);
@@ -79,7 +81,7 @@ static inline void store_row(float *c, __m256 lo, __m256 hi, __m256 va, float be
     c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);  \
   }
 #define STORE(r) \
-  if (mr > (r)) store_row(c + (r)*ldc, c##r##0, c##r##1, va, beta, nr);
+  if (mr > (r)) store_row(c + (r)*ldc, c##r##0, c##r##1, va, alpha, beta, nr);
 static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const float *a, int64_t rs, int64_t cs,
                                                               const float *b, float *c, int64_t ldc, float alpha,
                                                               float beta, const int mr, int nr) {

@@ -66,8 +66,9 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
     icl_sgemm_avx2_pack(0, Wgu, d, 2 * F, d, pg);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) {
-      /* this partial's Wgu gradient transposed ([d, 2F]: the narrow x rows
-       * are then the broadcast side, read in place from L1) and Wd's */
+      /* this partial's gradients of Wgu [2F, d] and Wd^T [F, d]: the narrow
+       * operands (xn, dy: d columns) are the packed ones, dgu^T and act^T
+       * are read in place */
       float *Pgu = part + p * (ngu + nd), *Pd = Pgu + ngu;
       if (first_chunk(p, nchunk) == first_chunk(p + 1, nchunk)) /* fewer chunks than partials */
         memset(Pgu, 0, sizeof(float) * (size_t)(ngu + nd));
@@ -75,26 +76,22 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
         const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
         const float beta = c == first_chunk(p, nchunk) ? 0.0f : 1.0f;
         const float *dyc = dy + r0 * d;
-        icl_sgemm_avx2(1, 0, d, F, n, 1.0f, dyc, d, act + r0 * F, F, beta, Pd, F);
+        icl_sgemm_avx2(1, 0, F, d, n, 1.0f, act + r0 * F, F, dyc, d, beta, Pd, d);
         icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dyc, d, pd, 16 * d, 0.0f, dact + r0 * F, F);
         for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_bwd(dgu + r * 2 * F, dact + r * F, gu + r * 2 * F, F);
-        icl_sgemm_avx2(1, 0, d, 2 * F, n, 1.0f, xn + r0 * d, d, dgu + r0 * 2 * F, 2 * F, beta, Pgu, 2 * F);
+        icl_sgemm_avx2(1, 0, 2 * F, d, n, 1.0f, dgu + r0 * 2 * F, 2 * F, xn + r0 * d, d, beta, Pgu, d);
         icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgu + r0 * 2 * F, 2 * F, pg, 32 * F, 0.0f, dx + r0 * d, d);
       }
     }
     /* the weight gradients: partials added in order */
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < 2 * F; i++)
-      for (int64_t j = 0; j < d; j++) {
-        float s = 0;
-        for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * (ngu + nd) + j * 2 * F + i];
-        gWgu[i * d + j] += s;
-      }
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < nd; i++) {
+    for (int64_t i = 0; i < ngu + nd; i++) {
       float s = 0;
-      for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * (ngu + nd) + ngu + i];
-      gWd[i] += s;
+      for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * (ngu + nd) + i];
+      if (i < ngu)
+        gWgu[i] += s;
+      else /* Wd's partials are [F, d]: transposed */
+        gWd[((i - ngu) % d) * F + (i - ngu) / d] += s;
     }
   }
 }
