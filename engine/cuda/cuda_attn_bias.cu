@@ -262,7 +262,9 @@ static int fire_bwd(icl_ctx *ctx, const float *G, const float *W1, const float *
   return ICL_OK;
 }
 
-/* order: fwd, bwd, scratch_floats, bias_grad_reduce, alibi_bias, fire_fwd, fire_bwd (pe/attn_kernels.h) */
+/* order: fwd, bwd, scratch_floats, bias_grad_reduce, alibi_bias, fire_fwd, fire_bwd, fwd_proj, bwd_proj
+ * (pe/attn_kernels.h); no projection-fused passes here (cuBLAS does the projections) */
 extern "C" const icl_attn_kernels icl_cuda_attn_kernels = {
     icl_cuda_attn_fwd, icl_cuda_attn_bwd, attn_scratch_floats, bias_grad_reduce, alibi_bias, fire_fwd, fire_bwd,
+    nullptr,           nullptr,
 };

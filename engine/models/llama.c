@@ -76,6 +76,20 @@ static int llama_trim(const icl_model *m, int64_t T) {
          icl_cpu_gemm_row_exact(0, 1, d);
 }
 
+/* The CPU attention can compute the qkv projection of one batch element at
+ * a time next to its tiles (pe/cpu_attn_proj.c): the same bits for the
+ * forward, the Wqkv gradient summed in fixed partials over batch elements.
+ * Where the AVX2 GEMM takes both products (hidden up to about 100), with at
+ * least one batch element per partial; ICL_CPU_ATTN_PROJ=0 turns it off. */
+int icl_llama_attn_proj(const icl_model *m, int64_t B) {
+  const int64_t d = m->hidden;
+  if (m->device != ICL_CPU || B < ICL_ATTN_PROJ_PARTS) return 0;
+  const char *e = getenv("ICL_CPU_ATTN_PROJ"); /* read per call: tests switch it */
+  if (e && strcmp(e, "0") == 0) return 0;
+  return llama_state(m)->cfg.heads * llama_state(m)->hd == d && icl_cpu_gemm_row_exact(0, 3 * d, d) &&
+         icl_cpu_gemm_row_exact(0, d, 3 * d);
+}
+
 void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama_layout *L) {
   const icl_llama *s = llama_state(m);
   const icl_pe_cfg *pe = &s->cfg.pe;
@@ -122,8 +136,9 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     TAKE(rF, BT);
     L->trim = llama_trim(m, T);
     if (L->trim) TAKE(xc, BT * d);
-    L->mlp_part = -1;
+    L->mlp_part = L->qkv_part = -1;
     if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) TAKE(mlp_part, icl_cpu_mlp_partial_floats(d, F));
+    if (icl_llama_attn_proj(m, B)) TAKE(qkv_part, ICL_ATTN_PROJ_PARTS * 3 * d * d);
     /* forward: qkv 3d + delta d; backward: dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
     int64_t need = 4 * d;
     if (3 * F + d > need) need = 3 * F + d;

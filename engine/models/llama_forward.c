@@ -126,6 +126,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
   float *qkv = ws + L->scratch, *delta = qkv + BT * 3 * d;
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
+  const int proj = L->qkv_part >= 0 && icl_llama_attn_proj(m, B); /* qkv projection inside the attention */
   float *Y0 = ws + L->layers;
   int rc = be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
   if (!rc)
@@ -133,13 +134,19 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   for (int64_t l = 0; l < nl && !rc; l++) {
     const llama_layer *ly = &s->layer[l];
     float *Y = ws + L->layers + l * L->per_layer;
-    rc = be->gemm(ctx, 0, 1, BT, 3 * d, d, 1.0f, Y + L->o_n1, d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, qkv, 3 * d, 0, 1);
+    if (!proj)
+      rc = be->gemm(ctx, 0, 1, BT, 3 * d, d, 1.0f, Y + L->o_n1, d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, qkv, 3 * d, 0,
+                    1);
     if (!rc && bias) rc = layer_bias(ctx, m, be, l, T, bias);
     /* a trimmed last layer needs its attention at the x tokens only */
     sh.qstep = L->trim && l == nl - 1 ? 2 : 1;
-    if (!rc)
+    const icl_attn_capture *cap = s->n_capture ? &ly->cap : NULL;
+    if (!rc && proj)
+      rc = be->attn->fwd_proj(ctx, sh, Y + L->o_attn, Y + L->o_n1, P_(m, ly->p[LP_Q]), cs, sn, bias, scale, Y + L->o_q,
+                              Y + L->o_k, Y + L->o_v, Y + L->o_P, cap, ws + L->attn_scratch, L->nthreads);
+    else if (!rc)
       rc = be->attn->fwd(ctx, sh, Y + L->o_attn, qkv, cs, sn, bias, scale, Y + L->o_q, Y + L->o_k, Y + L->o_v,
-                         Y + L->o_P, 1, s->n_capture ? &ly->cap : NULL, ws + L->attn_scratch, L->nthreads);
+                         Y + L->o_P, 1, cap, ws + L->attn_scratch, L->nthreads);
     if (!rc && L->trim && l == nl - 1) {
       rc = last_layer_x_rows(ctx, m, be, ws, Y, y, qkv, delta, BT, L);
       break;

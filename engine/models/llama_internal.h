@@ -44,6 +44,7 @@ typedef struct llama_layout {
   int64_t o_h, o_n1, o_r1, o_q, o_k, o_v, o_P, o_attn, o_a, o_n2, o_r2, o_gu, o_act; /* inside a layer block */
   int64_t hL, rF;                                                                    /* final input and its rstd */
   int64_t mlp_part; /* the fused CPU MLP's partial weight gradients (-1: not used) */
+  int64_t qkv_part; /* the projection-fused CPU attention's partial Wqkv gradients (-1: not used) */
   int64_t xc;       /* trimmed last layer: the x rows' dy and residual gradient, [BT/2, d] each */
   int trim;         /* the last layer of a training pass works on the x rows only (llama_trim) */
   int64_t scratch;  /* shared scratch region */
@@ -57,6 +58,9 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
 int icl_llama_forward(icl_ctx *ctx, icl_model *m, const float *x, float *y, int64_t B, int64_t T, float *ws, int train);
 int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int64_t B, int64_t T, float *ws);
 int icl_llama_has_bias_params(const icl_llama *s);
+/* whether training runs attention with the qkv projection fused in (the
+ * backend has it, the CPU products are row-exact, B >= 8) */
+int icl_llama_attn_proj(const icl_model *m, int64_t B);
 /* row-major [rows, cols] view with a row stride, for gathers and scatters of
  * the x rows */
 icl_view icl_llama_rows(float *data, int64_t rows, int64_t cols, int64_t row_stride);

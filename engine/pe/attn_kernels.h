@@ -63,7 +63,23 @@ typedef struct icl_attn_kernels {
   int (*fire_bwd)(icl_ctx *ctx, const float *G, const float *W1, const float *b1, const float *W2, const float *c,
                   const float *Lmult, float L_init, float eps, int64_t W, int64_t H, int64_t T, float mult, float *dW1,
                   float *db1, float *dW2, float *db2, float *dc, float *dLmult, double *part);
+  /* Optional (NULL where a backend has none): the training forward with the
+   * qkv projection fused in, from x [B*T, d] and Wqkv [3*H*hd, d] (q, k, v
+   * rows of nn.Linear weights); the same outputs as the projection followed
+   * by fwd(keep = 1), bit for bit. */
+  int (*fwd_proj)(icl_ctx *ctx, icl_attn_shape s, float *out, const float *x, const float *Wqkv, const float *cos_t,
+                  const float *sin_t, const float *bias, float scale, float *q, float *k, float *v, float *P,
+                  const icl_attn_capture *cap, float *scratch, int nthreads);
+  /* ... and its backward: bwd, then dx = dqkv Wqkv (written, [B*T, d]) and
+   * dWqkv += dqkv^T x, the latter summed over batch elements into
+   * ICL_ATTN_PROJ_PARTS fixed partials (part: ICL_ATTN_PROJ_PARTS * 3*H*hd * d
+   * floats) added in order, so any thread count gives the same bits. */
+  int (*bwd_proj)(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqkv, float *part, const float *x,
+                  const float *Wqkv, const float *dout, const float *cos_t, const float *sin_t, float scale,
+                  const float *q, const float *k, const float *v, float *P, float *dS, float *scratch, int nthreads);
 } icl_attn_kernels;
+
+#define ICL_ATTN_PROJ_PARTS 8
 
 extern const icl_attn_kernels icl_cpu_attn_kernels;
 #ifdef ICL_HAVE_CUDA

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "attn_kernels.h"
+#include "cpu_attn_internal.h"
 #include "cpu/cpu_sgemm_avx2.h"
 #include "cpu_bias.h"
 #include "nn/vmath.h"
@@ -192,11 +193,17 @@ static int64_t packed_floats(icl_attn_shape s) {
   return round16(a > b ? a : b);
 }
 
-static int64_t scratch_floats(icl_attn_shape s) {
+int64_t icl_cpu_attn_tile_floats(icl_attn_shape s) {
   int64_t Tp = round8(s.T), hdp = round8(s.hd);
   /* Q, K, V, dO, dQ, dK, dV rows; K^T, V^T; RB probability rows; for the
    * GEMM path a T x Tp logit tile and four packed operands */
   return round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp) + 4 * packed_floats(s) + 64;
+}
+
+/* a tile's scratch, then one batch element's fused projection rows (or
+ * their gradient) for the projection-fused passes (cpu_attn_proj.c) */
+static int64_t scratch_floats(icl_attn_shape s) {
+  return icl_cpu_attn_tile_floats(s) + round16(s.T * 3 * s.H * s.hd);
 }
 
 /* query rows per causal block of the GEMM path: a block's products stop at
@@ -289,15 +296,67 @@ static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const 
   }
 }
 
+/* One (batch b, head h) tile's forward: qkv_b holds batch b's rows of the
+ * fused projection (row stride 3 H hd); sc is the thread's scratch. */
+void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out, const float *qkv_b,
+                           const float *cos_t, const float *sin_t, const float *bias, float scale, float *q, float *k,
+                           float *v, float *P, int keep, const icl_attn_capture *cap, float *sc) {
+  const int64_t T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2, bh = b * H + h;
+  const int64_t Tp = round8(T), hdp = round8(hd);
+  const int64_t qs = s.qstep > 1 ? s.qstep : 1;
+  const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
+  float *Qs = keep ? q + bh * T * hd : sc;
+  float *Ks = keep ? k + bh * T * hd : sc + Tp * hdp;
+  float *Vs = keep ? v + bh * T * hd : sc + 2 * Tp * hdp;
+  float *Kt = sc + 7 * Tp * hdp, *Pb = Kt + 2 * hdp * Tp;
+  /* gather this head's q, k, v rows, rotating q and k */
+  for (int64_t t = 0; t < T; t++) {
+    const float *row = qkv_b + t * 3 * D + h * hd;
+    const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
+    rot_row(Qs + t * hd, row, hd, cs, sn, 0);
+    rot_row(Ks + t * hd, row + D, hd, cs, sn, 0);
+    memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
+  }
+  if (use_gemm()) {
+    tile_fwd_gemm(Qs, Ks, Vs, T, hd, qs, scale, bias ? bias + h * T * T : NULL,
+                  sc + 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp, Tp, sc + pk_off, packed_floats(s),
+                  keep ? P + bh * T * T : NULL, cap, bh, out + b * T * D + h * hd, D);
+    return;
+  }
+  for (int64_t c = 0; c < hd; c++) {
+    for (int64_t t = 0; t < T; t++) Kt[c * Tp + t] = Ks[t * hd + c];
+    for (int64_t t = T; t < Tp; t++) Kt[c * Tp + t] = 0;
+  }
+  for (int64_t i0 = 0; i0 < T; i0 += RB) {
+    int64_t nr = T - i0 < RB ? T - i0 : RB;
+    int64_t ncol = round8(i0 + nr);
+    rows_x_bt(Qs + i0 * hd, nr, hd, Kt, Tp, ncol, Pb, Tp);
+    for (int64_t r = 0; r < nr; r++) {
+      int64_t i = i0 + r;
+      float *row = Pb + r * Tp;
+      softmax_row(row, i, scale, bias ? bias + (h * T + i) * T : NULL);
+      if (keep) memcpy(P + (bh * T + i) * T, row, sizeof(float) * (size_t)(i + 1));
+      if (cap && cap->out) {
+        float *dst = NULL;
+        if (cap->row < 0)
+          dst = cap->out + (bh * T + i) * T;
+        else if (i == cap->row)
+          dst = cap->out + bh * T;
+        if (dst) {
+          memcpy(dst, row, sizeof(float) * (size_t)(i + 1));
+          memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+        }
+      }
+      vec_x_rows(row, i + 1, Vs, hd, 1.0f, out + (b * T + i) * D + h * hd);
+    }
+  }
+}
+
 static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv, const float *cos_t,
                     const float *sin_t, const float *bias, float scale, float *q, float *k, float *v, float *P,
                     int keep, const icl_attn_capture *cap, float *scratch, int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
-  const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
-  const int gemm = use_gemm();
-  const int64_t qs = s.qstep > 1 ? s.qstep : 1;
-  const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, per = scratch_floats(s);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t bh = 0; bh < B * H; bh++) {
     int tid = 0;
@@ -305,65 +364,89 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
     tid = omp_get_thread_num();
 #endif
     const int64_t b = bh / H, h = bh % H;
-    float *sc = scratch + (int64_t)tid * per;
-    float *Qs = keep ? q + bh * T * hd : sc;
-    float *Ks = keep ? k + bh * T * hd : sc + Tp * hdp;
-    float *Vs = keep ? v + bh * T * hd : sc + 2 * Tp * hdp;
-    float *Kt = sc + 7 * Tp * hdp, *Pb = Kt + 2 * hdp * Tp;
-    /* gather this head's q, k, v rows, rotating q and k */
+    icl_cpu_attn_fwd_tile(s, b, h, out, qkv + b * T * 3 * D, cos_t, sin_t, bias, scale, q, k, v, P, keep, cap,
+                          scratch + (int64_t)tid * per);
+  }
+  return ICL_OK;
+}
+
+/* One (batch b, head h) tile's backward: dqkv_b gets batch b's rows of the
+ * fused projection's gradient (row stride 3 H hd; head h's columns only);
+ * sc is the thread's scratch. */
+void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b, const float *dout,
+                           const float *cos_t, const float *sin_t, float scale, const float *q, const float *k,
+                           const float *v, float *P, float *dS, float *sc) {
+  const int64_t T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2, bh = b * H + h;
+  const int64_t Tp = round8(T), hdp = round8(hd);
+  const int64_t qs = s.qstep > 1 ? s.qstep : 1;
+  const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
+  const float *Qs = q + bh * T * hd, *Ks = k + bh * T * hd, *Vs = v + bh * T * hd;
+  float *dO = sc + 3 * Tp * hdp, *dQ = sc + 4 * Tp * hdp, *dK = sc + 5 * Tp * hdp, *dV = sc + 6 * Tp * hdp;
+  float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
+  if (use_gemm()) {
+    float *Pt = P + bh * T * T, *dPt = Pb + RB * Tp;
+    tile_bwd_gemm(Qs, Ks, Vs, Pt, dout + b * T * D + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off,
+                  packed_floats(s), dQ, dK, dqkv_b + 2 * D + h * hd, 3 * D);
+    /* dS may alias P: only now that P has served dV */
+    if (dS)
+      for (int64_t i = 0; i < T; i++) {
+        float *drow = dS + (bh * T + i) * T;
+        if (i % qs == 0)
+          memcpy(drow, dPt + (i / qs) * Tp, sizeof(float) * (size_t)T);
+        else
+          memset(drow, 0, sizeof(float) * (size_t)T);
+      }
     for (int64_t t = 0; t < T; t++) {
-      const float *row = qkv + (b * T + t) * 3 * D + h * hd;
+      float *row = dqkv_b + t * 3 * D + h * hd;
       const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
-      rot_row(Qs + t * hd, row, hd, cs, sn, 0);
-      rot_row(Ks + t * hd, row + D, hd, cs, sn, 0);
-      memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
+      rot_row(row, dQ + t * hd, hd, cs, sn, 1);
+      rot_row(row + D, dK + t * hd, hd, cs, sn, 1);
     }
-    if (gemm) {
-      tile_fwd_gemm(Qs, Ks, Vs, T, hd, qs, scale, bias ? bias + h * T * T : NULL,
-                    sc + 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp, Tp, sc + pk_off, packed_floats(s),
-                    keep ? P + bh * T * T : NULL, cap, bh, out + b * T * D + h * hd, D);
-      continue;
-    }
-    for (int64_t c = 0; c < hd; c++) {
-      for (int64_t t = 0; t < T; t++) Kt[c * Tp + t] = Ks[t * hd + c];
-      for (int64_t t = T; t < Tp; t++) Kt[c * Tp + t] = 0;
-    }
-    for (int64_t i0 = 0; i0 < T; i0 += RB) {
-      int64_t nr = T - i0 < RB ? T - i0 : RB;
-      int64_t ncol = round8(i0 + nr);
-      rows_x_bt(Qs + i0 * hd, nr, hd, Kt, Tp, ncol, Pb, Tp);
-      for (int64_t r = 0; r < nr; r++) {
-        int64_t i = i0 + r;
-        float *row = Pb + r * Tp;
-        softmax_row(row, i, scale, bias ? bias + (h * T + i) * T : NULL);
-        if (keep) memcpy(P + (bh * T + i) * T, row, sizeof(float) * (size_t)(i + 1));
-        if (cap && cap->out) {
-          float *dst = NULL;
-          if (cap->row < 0)
-            dst = cap->out + (bh * T + i) * T;
-          else if (i == cap->row)
-            dst = cap->out + bh * T;
-          if (dst) {
-            memcpy(dst, row, sizeof(float) * (size_t)(i + 1));
-            memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
-          }
-        }
-        vec_x_rows(row, i + 1, Vs, hd, 1.0f, out + (b * T + i) * D + h * hd);
+    return;
+  }
+  for (int64_t t = 0; t < T; t++) memcpy(dO + t * hd, dout + (b * T + t) * D + h * hd, sizeof(float) * (size_t)hd);
+  for (int64_t c = 0; c < hd; c++) {
+    for (int64_t t = 0; t < T; t++) Vt[c * Tp + t] = Vs[t * hd + c];
+    for (int64_t t = T; t < Tp; t++) Vt[c * Tp + t] = 0;
+  }
+  memset(dK, 0, sizeof(float) * (size_t)(T * hd));
+  memset(dV, 0, sizeof(float) * (size_t)(T * hd));
+  for (int64_t i0 = 0; i0 < T; i0 += RB) {
+    int64_t nr = T - i0 < RB ? T - i0 : RB;
+    int64_t ncol = round8(i0 + nr);
+    rows_x_bt(dO + i0 * hd, nr, hd, Vt, Tp, ncol, Pb, Tp); /* dP rows */
+    for (int64_t r = 0; r < nr; r++) {
+      int64_t i = i0 + r, n = i + 1;
+      float *Prow = P + (bh * T + i) * T, *dp = Pb + r * Tp;
+      float Dr = 0;
+      for (int64_t j = 0; j < n; j++) Dr += Prow[j] * dp[j];
+      /* dV[j] += P_ij dO_i, then dp becomes dS_ij = P_ij (dP_ij - D_i) */
+      rows_axpy(dV, n, hd, Prow, 1.0f, dO + i * hd);
+      for (int64_t j = 0; j < n; j++) dp[j] = Prow[j] * (dp[j] - Dr);
+      rows_axpy(dK, n, hd, dp, scale, Qs + i * hd);
+      vec_x_rows(dp, n, Ks, hd, scale, dQ + i * hd);
+      if (dS) {
+        float *drow = dS + (bh * T + i) * T;
+        memcpy(drow, dp, sizeof(float) * (size_t)n);
+        memset(drow + n, 0, sizeof(float) * (size_t)(T - n));
       }
     }
   }
-  return ICL_OK;
+  /* undo the rotation and scatter into the fused gradient rows */
+  for (int64_t t = 0; t < T; t++) {
+    float *row = dqkv_b + t * 3 * D + h * hd;
+    const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
+    rot_row(row, dQ + t * hd, hd, cs, sn, 1);
+    rot_row(row + D, dK + t * hd, hd, cs, sn, 1);
+    memcpy(row + 2 * D, dV + t * hd, sizeof(float) * (size_t)hd);
+  }
 }
 
 static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *dout, const float *cos_t,
                     const float *sin_t, float scale, const float *q, const float *k, const float *v, float *P,
                     float *dS, float *scratch, int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2;
-  const int64_t Tp = round8(T), hdp = round8(hd), per = scratch_floats(s);
-  const int gemm = use_gemm();
-  const int64_t qs = s.qstep > 1 ? s.qstep : 1;
-  const int64_t pk_off = round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp);
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, per = scratch_floats(s);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t bh = 0; bh < B * H; bh++) {
     int tid = 0;
@@ -371,67 +454,8 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
     tid = omp_get_thread_num();
 #endif
     const int64_t b = bh / H, h = bh % H;
-    float *sc = scratch + (int64_t)tid * per;
-    const float *Qs = q + bh * T * hd, *Ks = k + bh * T * hd, *Vs = v + bh * T * hd;
-    float *dO = sc + 3 * Tp * hdp, *dQ = sc + 4 * Tp * hdp, *dK = sc + 5 * Tp * hdp, *dV = sc + 6 * Tp * hdp;
-    float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
-    if (gemm) {
-      float *Pt = P + bh * T * T, *dPt = Pb + RB * Tp;
-      tile_bwd_gemm(Qs, Ks, Vs, Pt, dout + b * T * D + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off,
-                    packed_floats(s), dQ, dK, dqkv + b * T * 3 * D + 2 * D + h * hd, 3 * D);
-      /* dS may alias P: only now that P has served dV */
-      if (dS)
-        for (int64_t i = 0; i < T; i++) {
-          float *drow = dS + (bh * T + i) * T;
-          if (i % qs == 0)
-            memcpy(drow, dPt + (i / qs) * Tp, sizeof(float) * (size_t)T);
-          else
-            memset(drow, 0, sizeof(float) * (size_t)T);
-        }
-      for (int64_t t = 0; t < T; t++) {
-        float *row = dqkv + (b * T + t) * 3 * D + h * hd;
-        const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
-        rot_row(row, dQ + t * hd, hd, cs, sn, 1);
-        rot_row(row + D, dK + t * hd, hd, cs, sn, 1);
-      }
-      continue;
-    }
-    for (int64_t t = 0; t < T; t++) memcpy(dO + t * hd, dout + (b * T + t) * D + h * hd, sizeof(float) * (size_t)hd);
-    for (int64_t c = 0; c < hd; c++) {
-      for (int64_t t = 0; t < T; t++) Vt[c * Tp + t] = Vs[t * hd + c];
-      for (int64_t t = T; t < Tp; t++) Vt[c * Tp + t] = 0;
-    }
-    memset(dK, 0, sizeof(float) * (size_t)(T * hd));
-    memset(dV, 0, sizeof(float) * (size_t)(T * hd));
-    for (int64_t i0 = 0; i0 < T; i0 += RB) {
-      int64_t nr = T - i0 < RB ? T - i0 : RB;
-      int64_t ncol = round8(i0 + nr);
-      rows_x_bt(dO + i0 * hd, nr, hd, Vt, Tp, ncol, Pb, Tp); /* dP rows */
-      for (int64_t r = 0; r < nr; r++) {
-        int64_t i = i0 + r, n = i + 1;
-        float *Prow = P + (bh * T + i) * T, *dp = Pb + r * Tp;
-        float Dr = 0;
-        for (int64_t j = 0; j < n; j++) Dr += Prow[j] * dp[j];
-        /* dV[j] += P_ij dO_i, then dp becomes dS_ij = P_ij (dP_ij - D_i) */
-        rows_axpy(dV, n, hd, Prow, 1.0f, dO + i * hd);
-        for (int64_t j = 0; j < n; j++) dp[j] = Prow[j] * (dp[j] - Dr);
-        rows_axpy(dK, n, hd, dp, scale, Qs + i * hd);
-        vec_x_rows(dp, n, Ks, hd, scale, dQ + i * hd);
-        if (dS) {
-          float *drow = dS + (bh * T + i) * T;
-          memcpy(drow, dp, sizeof(float) * (size_t)n);
-          memset(drow + n, 0, sizeof(float) * (size_t)(T - n));
-        }
-      }
-    }
-    /* undo the rotation and scatter into the fused gradient rows */
-    for (int64_t t = 0; t < T; t++) {
-      float *row = dqkv + (b * T + t) * 3 * D + h * hd;
-      const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
-      rot_row(row, dQ + t * hd, hd, cs, sn, 1);
-      rot_row(row + D, dK + t * hd, hd, cs, sn, 1);
-      memcpy(row + 2 * D, dV + t * hd, sizeof(float) * (size_t)hd);
-    }
+    icl_cpu_attn_bwd_tile(s, b, h, dqkv + b * T * 3 * D, dout, cos_t, sin_t, scale, q, k, v, P, dS,
+                          scratch + (int64_t)tid * per);
   }
   return ICL_OK;
 }
@@ -460,4 +484,6 @@ const icl_attn_kernels icl_cpu_attn_kernels = {
     .alibi_bias = icl_cpu_alibi_bias,
     .fire_fwd = icl_cpu_fire_fwd,
     .fire_bwd = icl_cpu_fire_bwd,
+    .fwd_proj = icl_cpu_attn_fwd_proj,
+    .bwd_proj = icl_cpu_attn_bwd_proj,
 };

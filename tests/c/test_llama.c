@@ -12,6 +12,7 @@
 #include "cpu/cpu_kernels.h"
 #include "harness.h"
 #include "models/llama.h"
+#include "models/llama_internal.h"
 #include "nn/gradcheck.h"
 #include "ops/ops.h"
 
@@ -95,8 +96,10 @@ static void keep_relu_off_kinks(icl_model *m) {
 }
 
 static void test_gradcheck_all_encodings(void) {
-  const int64_t B = 2, N = 10; /* T = 20 tokens > L_train = 8 and > factor x L_train = 16 */
-  float xs[2 * 10 * 3], ys[2 * 10];
+  /* T = 20 tokens > L_train = 8 and > factor x L_train = 16; B = 8 takes the
+   * projection-fused CPU attention where it is built (icl_llama_attn_proj) */
+  const int64_t B = 8, N = 10;
+  float xs[8 * 10 * 3], ys[8 * 10];
   randn(xs, B * N * 3, 11);
   randn(ys, B * N, 12);
   for (int ci = 0; ci < NCASES; ci++) {
@@ -318,6 +321,58 @@ static void test_fused_mlp_same_bits(void) {
   free(ys);
 }
 
+/* The CPU attention with the qkv projection fused in (pe/cpu_attn_proj.c)
+ * against the projection as its own GEMM: the same bits in the loss, the
+ * training predictions and every gradient but Wqkv's (summed over batch
+ * elements in fixed partials), those within rounding. B = 9 spreads batch
+ * elements unevenly over the 8 partials; every encoding, the last layer
+ * trimmed (qstep 2) as in training. */
+static void test_attn_proj_same_bits(void) {
+  const int64_t B = 9, N = 12, D = 3;
+  float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
+  float p[2][9 * 12];
+  randn(xs, B * N * D, 61);
+  randn(ys, B * N, 62);
+  for (int ci = 0; ci < NCASES; ci++) {
+    icl_ctx *ctx = icl_t_ctx();
+    char lab[96];
+    case_label(&cases[ci], lab, sizeof lab);
+    icl_model *m = build(ctx, &cases[ci], 7);
+    if (!m) continue;
+    if (!icl_llama_attn_proj(m, B)) { /* a build without the AVX2 kernel */
+      icl_model_free(ctx, m);
+      icl_ctx_free(ctx);
+      continue;
+    }
+    float loss[2], *g[2] = {step_with_env(ctx, m, "ICL_CPU_ATTN_PROJ", "1", xs, ys, B, N, &loss[0], p[0]),
+                            step_with_env(ctx, m, "ICL_CPU_ATTN_PROJ", "0", xs, ys, B, N, &loss[1], p[1])};
+    CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g fused vs %.9g unfused", lab, loss[0], loss[1]);
+    double worst = 0, scale = 0;
+    int same_elsewhere = 1;
+    for (int pi = 0; pi < m->params.n; pi++) {
+      const icl_param_info *in = &m->params.info[pi];
+      const int wqkv = strstr(in->name, ".q_proj.") || strstr(in->name, ".k_proj.") || strstr(in->name, ".v_proj.");
+      for (int64_t i = in->offset; i < in->offset + in->numel; i++) {
+        if (wqkv) {
+          worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+          scale = fmax(scale, fabs((double)g[1][i]));
+        } else {
+          same_elsewhere &= g[0][i] == g[1][i];
+        }
+      }
+    }
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: Wqkv gradients differ by %.3g (max %.3g)", lab, worst, scale);
+    CHECK_MSG(same_elsewhere, "%s: gradients outside Wqkv differ", lab);
+    CHECK_MSG(memcmp(p[0], p[1], sizeof p[0]) == 0, "%s: predictions differ", lab);
+    free(g[0]);
+    free(g[1]);
+    icl_model_free(ctx, m);
+    icl_ctx_free(ctx);
+  }
+  free(xs);
+  free(ys);
+}
+
 static void test_capture(void) {
   icl_ctx *ctx = icl_t_ctx();
   enc_case c = {"alibi", 4, 16, 0, 0, 0};
@@ -461,6 +516,7 @@ int main(void) {
   ICL_RUN(test_causality);
   ICL_RUN(test_trim_matches_full);
   ICL_RUN(test_fused_mlp_same_bits);
+  ICL_RUN(test_attn_proj_same_bits);
   ICL_RUN(test_capture);
   ICL_RUN(test_long_inference_and_no_alloc);
   return icl_t_finish("test_llama");
