@@ -37,12 +37,17 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
   (void)ctx;
   const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-  for (int64_t b = 0; b < B; b++) {
+#pragma omp parallel num_threads(nthreads)
+  {
     float *sc = scratch + (int64_t)thread_id() * per, *qkv_b = sc + tile;
-    icl_sgemm_avx2(0, 1, T, 3 * D, D, 1.0f, x + b * T * D, D, Wqkv, D, 0.0f, qkv_b, 3 * D);
-    for (int64_t h = 0; h < H; h++)
-      icl_cpu_attn_fwd_tile(s, b, h, out, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
+    _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK]; /* Wqkv^T [D, 3D], packed once per thread */
+    icl_sgemm_avx2_pack(1, Wqkv, D, D, 3 * D, pw);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; b++) {
+      icl_sgemm_avx2_packed(0, T, 3 * D, D, 1.0f, x + b * T * D, D, pw, 16 * D, 0.0f, qkv_b, 3 * D);
+      for (int64_t h = 0; h < H; h++)
+        icl_cpu_attn_fwd_tile(s, b, h, out, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
+    }
   }
   return ICL_OK;
 }
@@ -60,6 +65,8 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
 #pragma omp parallel num_threads(nthreads)
   {
     float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile;
+    _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK]; /* Wqkv [3D, D], packed once per thread */
+    icl_sgemm_avx2_pack(0, Wqkv, D, 3 * D, D, pw);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) {
       float *Pw = part + p * nw;
@@ -67,7 +74,7 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
       for (int64_t b = first_b(p, B); b < first_b(p + 1, B); b++) {
         for (int64_t h = 0; h < H; h++)
           icl_cpu_attn_bwd_tile(s, b, h, dqkv_b, dout, cos_t, sin_t, scale, q, k, v, P, dS, sc);
-        icl_sgemm_avx2(0, 0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, Wqkv, D, 0.0f, dx + b * T * D, D);
+        icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dx + b * T * D, D);
         /* dWqkv [3D, D]: dqkv_b^T read in place, x's rows (narrow) packed */
         icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, b == first_b(p, B) ? 0.0f : 1.0f, Pw,
                        D);
