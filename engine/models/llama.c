@@ -13,6 +13,7 @@
 #include "cpu/cpu_kernels.h"
 #include "cpu_llama_mlp.h"
 #include "llama_internal.h"
+#include "pe/cpu_attn_internal.h"
 
 icl_llama_cfg icl_llama_defaults(void) {
   icl_llama_cfg c;
@@ -87,7 +88,7 @@ int icl_llama_attn_proj(const icl_model *m, int64_t B) {
   const char *e = getenv("ICL_CPU_ATTN_PROJ"); /* read per call: tests switch it */
   if (e && strcmp(e, "0") == 0) return 0;
   return llama_state(m)->cfg.heads * llama_state(m)->hd == d && icl_cpu_gemm_row_exact(0, 3 * d, d) &&
-         icl_cpu_gemm_row_exact(0, d, 3 * d);
+         icl_cpu_gemm_row_exact(0, d, 3 * d) && icl_cpu_gemm_row_exact(0, d, d) && icl_cpu_attn_proj_fits(d);
 }
 
 void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama_layout *L) {
@@ -138,7 +139,7 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     if (L->trim) TAKE(xc, BT * d);
     L->mlp_part = L->qkv_part = -1;
     if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) TAKE(mlp_part, icl_cpu_mlp_partial_floats(d, F));
-    if (icl_llama_attn_proj(m, B)) TAKE(qkv_part, ICL_ATTN_PROJ_PARTS * 3 * d * d);
+    if (icl_llama_attn_proj(m, B)) TAKE(qkv_part, icl_attn_proj_part_floats(d));
     /* forward: qkv 3d + delta d; backward: dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
     int64_t need = 4 * d;
     if (3 * F + d > need) need = 3 * F + d;

@@ -124,16 +124,20 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
       if (!rc)
         rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN2]), dn, Y + L.o_a, P_(m, ly->p[LP_LN2]), Y + L.o_r2, BT, d,
                                  1);
-      /* attention: a = h + o_proj(attn) */
-      if (!rc)
+      /* attention: a = h + o_proj(attn); the fused attention takes the o
+       * projection's backward along */
+      if (!rc && !proj)
         rc = be->gemm(ctx, 1, 0, d, d, BT, 1.0f, dx, d, 0, Y + L.o_attn, d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
-      if (!rc) rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
+      if (!rc && !proj)
+        rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
     }
+    const int trimmed = L.trim && l == nl - 1; /* its o projection ran above, at the x rows */
+    const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), NULL, dx, Y + L.o_attn, G_(m, ly->p[LP_O])};
     sh.qstep = L.trim && l == nl - 1 ? 2 : 1; /* as the forward ran it */
     float *dS = bias_params ? Y + L.o_P : NULL;
     if (!rc && proj) { /* dn (in scr) and the Wqkv gradient come out of the attention */
       rc = be->attn->bwd_proj(ctx, sh, scr, G_(m, ly->p[LP_Q]), ws + L.qkv_part, Y + L.o_n1, P_(m, ly->p[LP_Q]), dattn,
-                              cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P, dS, ws + L.attn_scratch,
+                              cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P, dS, &o, ws + L.attn_scratch,
                               L.nthreads);
       if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, Y + L.o_P, ws, &L);
     } else if (!rc) {

@@ -141,17 +141,21 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     /* a trimmed last layer needs its attention at the x tokens only */
     sh.qstep = L->trim && l == nl - 1 ? 2 : 1;
     const icl_attn_capture *cap = s->n_capture ? &ly->cap : NULL;
+    const int trimmed = L->trim && l == nl - 1;
+    /* the o projection rides along the fused attention (not for a trimmed
+     * layer: it takes the x rows only) */
+    const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), delta, NULL, NULL, NULL};
     if (!rc && proj)
       rc = be->attn->fwd_proj(ctx, sh, Y + L->o_attn, Y + L->o_n1, P_(m, ly->p[LP_Q]), cs, sn, bias, scale, Y + L->o_q,
-                              Y + L->o_k, Y + L->o_v, Y + L->o_P, cap, ws + L->attn_scratch, L->nthreads);
+                              Y + L->o_k, Y + L->o_v, Y + L->o_P, cap, &o, ws + L->attn_scratch, L->nthreads);
     else if (!rc)
       rc = be->attn->fwd(ctx, sh, Y + L->o_attn, qkv, cs, sn, bias, scale, Y + L->o_q, Y + L->o_k, Y + L->o_v,
                          Y + L->o_P, 1, cap, ws + L->attn_scratch, L->nthreads);
-    if (!rc && L->trim && l == nl - 1) {
+    if (!rc && trimmed) {
       rc = last_layer_x_rows(ctx, m, be, ws, Y, y, qkv, delta, BT, L);
       break;
     }
-    if (!rc)
+    if (!rc && !proj)
       rc = be->gemm(ctx, 0, 1, BT, d, d, 1.0f, Y + L->o_attn, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
     if (!rc)
       rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta, P_(m, ly->p[LP_LN2]),

@@ -44,7 +44,7 @@ typedef struct llama_layout {
   int64_t o_h, o_n1, o_r1, o_q, o_k, o_v, o_P, o_attn, o_a, o_n2, o_r2, o_gu, o_act; /* inside a layer block */
   int64_t hL, rF;                                                                    /* final input and its rstd */
   int64_t mlp_part; /* the fused CPU MLP's partial weight gradients (-1: not used) */
-  int64_t qkv_part; /* the projection-fused CPU attention's partial Wqkv gradients (-1: not used) */
+  int64_t qkv_part; /* the projection-fused CPU attention's partial Wqkv and Wo gradients (-1: not used) */
   int64_t xc;       /* trimmed last layer: the x rows' dy and residual gradient, [BT/2, d] each */
   int trim;         /* the last layer of a training pass works on the x rows only (llama_trim) */
   int64_t scratch;  /* shared scratch region */

@@ -32,6 +32,15 @@ typedef struct icl_attn_capture {
   int row;    /* -1: every query row; else only this (0-based) query row */
 } icl_attn_capture;
 
+/* The o projection riding along the projection-fused passes (below). */
+typedef struct icl_attn_oproj {
+  const float *Wo;   /* [H*hd, H*hd] */
+  float *delta;      /* forward: out Wo^T, [B*T, H*hd] */
+  const float *dres; /* backward: the gradient of delta */
+  const float *attn; /* backward: the forward's out */
+  float *dWo;        /* backward: += dres^T attn */
+} icl_attn_oproj;
+
 typedef struct icl_attn_kernels {
   /* Forward. Training (keep != 0): q, k, v, P are written for backward.
    * Inference (keep == 0): q, k, v, P may be NULL; the kernel uses its own
@@ -66,20 +75,25 @@ typedef struct icl_attn_kernels {
   /* Optional (NULL where a backend has none): the training forward with the
    * qkv projection fused in, from x [B*T, d] and Wqkv [3*H*hd, d] (q, k, v
    * rows of nn.Linear weights); the same outputs as the projection followed
-   * by fwd(keep = 1), bit for bit. */
+   * by fwd(keep = 1), bit for bit. With o (and o->Wo), also the o projection
+   * of the output: o->delta = out Wo^T, as its own GEMM would give it. */
   int (*fwd_proj)(icl_ctx *ctx, icl_attn_shape s, float *out, const float *x, const float *Wqkv, const float *cos_t,
                   const float *sin_t, const float *bias, float scale, float *q, float *k, float *v, float *P,
-                  const icl_attn_capture *cap, float *scratch, int nthreads);
+                  const icl_attn_capture *cap, const icl_attn_oproj *o, float *scratch, int nthreads);
   /* ... and its backward: bwd, then dx = dqkv Wqkv (written, [B*T, d]) and
-   * dWqkv += dqkv^T x, the latter summed over batch elements into
-   * ICL_ATTN_PROJ_PARTS fixed partials (part: ICL_ATTN_PROJ_PARTS * 3*H*hd * d
-   * floats) added in order, so any thread count gives the same bits. */
+   * dWqkv += dqkv^T x. With o: dout is not read but computed as o->dres Wo,
+   * and o->dWo += o->dres^T o->attn. The weight gradients sum batch elements
+   * into ICL_ATTN_PROJ_PARTS fixed partials added in order, so any thread
+   * count gives the same bits (part: icl_attn_proj_part_floats floats). */
   int (*bwd_proj)(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqkv, float *part, const float *x,
                   const float *Wqkv, const float *dout, const float *cos_t, const float *sin_t, float scale,
-                  const float *q, const float *k, const float *v, float *P, float *dS, float *scratch, int nthreads);
+                  const float *q, const float *k, const float *v, float *P, float *dS, const icl_attn_oproj *o,
+                  float *scratch, int nthreads);
 } icl_attn_kernels;
 
 #define ICL_ATTN_PROJ_PARTS 8
+/* partial weight gradients of Wqkv and Wo, for hidden size D = H hd */
+static inline int64_t icl_attn_proj_part_floats(int64_t D) { return ICL_ATTN_PROJ_PARTS * 4 * D * D; }
 
 extern const icl_attn_kernels icl_cpu_attn_kernels;
 #ifdef ICL_HAVE_CUDA

@@ -200,10 +200,11 @@ int64_t icl_cpu_attn_tile_floats(icl_attn_shape s) {
   return round16(7 * Tp * hdp + 2 * hdp * Tp + RB * Tp + Tp * Tp) + 4 * packed_floats(s) + 64;
 }
 
-/* a tile's scratch, then one batch element's fused projection rows (or
- * their gradient) for the projection-fused passes (cpu_attn_proj.c) */
+/* a tile's scratch, then for the projection-fused passes (cpu_attn_proj.c)
+ * one batch element's fused projection rows (or their gradient) and its
+ * output-gradient rows */
 static int64_t scratch_floats(icl_attn_shape s) {
-  return icl_cpu_attn_tile_floats(s) + round16(s.T * 3 * s.H * s.hd);
+  return icl_cpu_attn_tile_floats(s) + round16(s.T * 3 * s.H * s.hd) + round16(s.T * s.H * s.hd);
 }
 
 /* query rows per causal block of the GEMM path: a block's products stop at
@@ -297,8 +298,9 @@ static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const 
 }
 
 /* One (batch b, head h) tile's forward: qkv_b holds batch b's rows of the
- * fused projection (row stride 3 H hd); sc is the thread's scratch. */
-void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out, const float *qkv_b,
+ * fused projection (row stride 3 H hd), out_b its output rows (row stride
+ * H hd); sc is the thread's scratch. */
+void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b, const float *qkv_b,
                            const float *cos_t, const float *sin_t, const float *bias, float scale, float *q, float *k,
                            float *v, float *P, int keep, const icl_attn_capture *cap, float *sc) {
   const int64_t T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2, bh = b * H + h;
@@ -320,7 +322,7 @@ void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out, c
   if (use_gemm()) {
     tile_fwd_gemm(Qs, Ks, Vs, T, hd, qs, scale, bias ? bias + h * T * T : NULL,
                   sc + 7 * Tp * hdp + 2 * hdp * Tp + RB * Tp, Tp, sc + pk_off, packed_floats(s),
-                  keep ? P + bh * T * T : NULL, cap, bh, out + b * T * D + h * hd, D);
+                  keep ? P + bh * T * T : NULL, cap, bh, out_b + h * hd, D);
     return;
   }
   for (int64_t c = 0; c < hd; c++) {
@@ -347,7 +349,7 @@ void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out, c
           memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
         }
       }
-      vec_x_rows(row, i + 1, Vs, hd, 1.0f, out + (b * T + i) * D + h * hd);
+      vec_x_rows(row, i + 1, Vs, hd, 1.0f, out_b + i * D + h * hd);
     }
   }
 }
@@ -364,16 +366,17 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
     tid = omp_get_thread_num();
 #endif
     const int64_t b = bh / H, h = bh % H;
-    icl_cpu_attn_fwd_tile(s, b, h, out, qkv + b * T * 3 * D, cos_t, sin_t, bias, scale, q, k, v, P, keep, cap,
+    icl_cpu_attn_fwd_tile(s, b, h, out + b * T * D, qkv + b * T * 3 * D, cos_t, sin_t, bias, scale, q, k, v, P, keep, cap,
                           scratch + (int64_t)tid * per);
   }
   return ICL_OK;
 }
 
-/* One (batch b, head h) tile's backward: dqkv_b gets batch b's rows of the
- * fused projection's gradient (row stride 3 H hd; head h's columns only);
- * sc is the thread's scratch. */
-void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b, const float *dout,
+/* One (batch b, head h) tile's backward from batch b's output-gradient rows
+ * dout_b (row stride H hd): dqkv_b gets batch b's rows of the fused
+ * projection's gradient (row stride 3 H hd; head h's columns only); sc is
+ * the thread's scratch. */
+void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b, const float *dout_b,
                            const float *cos_t, const float *sin_t, float scale, const float *q, const float *k,
                            const float *v, float *P, float *dS, float *sc) {
   const int64_t T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2, bh = b * H + h;
@@ -385,7 +388,7 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
   float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
   if (use_gemm()) {
     float *Pt = P + bh * T * T, *dPt = Pb + RB * Tp;
-    tile_bwd_gemm(Qs, Ks, Vs, Pt, dout + b * T * D + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off,
+    tile_bwd_gemm(Qs, Ks, Vs, Pt, dout_b + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off,
                   packed_floats(s), dQ, dK, dqkv_b + 2 * D + h * hd, 3 * D);
     /* dS may alias P: only now that P has served dV */
     if (dS)
@@ -404,7 +407,7 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
     }
     return;
   }
-  for (int64_t t = 0; t < T; t++) memcpy(dO + t * hd, dout + (b * T + t) * D + h * hd, sizeof(float) * (size_t)hd);
+  for (int64_t t = 0; t < T; t++) memcpy(dO + t * hd, dout_b + t * D + h * hd, sizeof(float) * (size_t)hd);
   for (int64_t c = 0; c < hd; c++) {
     for (int64_t t = 0; t < T; t++) Vt[c * Tp + t] = Vs[t * hd + c];
     for (int64_t t = T; t < Tp; t++) Vt[c * Tp + t] = 0;
@@ -454,7 +457,7 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
     tid = omp_get_thread_num();
 #endif
     const int64_t b = bh / H, h = bh % H;
-    icl_cpu_attn_bwd_tile(s, b, h, dqkv + b * T * 3 * D, dout, cos_t, sin_t, scale, q, k, v, P, dS,
+    icl_cpu_attn_bwd_tile(s, b, h, dqkv + b * T * 3 * D, dout + b * T * D, cos_t, sin_t, scale, q, k, v, P, dS,
                           scratch + (int64_t)tid * per);
   }
   return ICL_OK;

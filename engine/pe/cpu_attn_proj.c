@@ -7,12 +7,16 @@
  * of one batch element go to the scratch rows, whose product with Wqkv
  * (the input gradient) and contribution to the weight gradient follow at
  * once; the weight gradient sums batch elements into fixed partials (as the
- * fused MLP does) instead of a long-K product through OpenBLAS.
+ * fused MLP does) instead of a long-K product through OpenBLAS. The o
+ * projection can ride along: its product per batch element right after the
+ * tiles, and in the backward the output gradient from the o projection's
+ * (and Wo's gradient, in partials) right before them.
  *
  * Same bits as the unfused passes for everything but the weight gradient:
  * the AVX2 GEMM computes a row the same way whatever rows surround it, and
  * the tiles are the same code (cpu_attn.c). Needs that kernel: the caller
- * checks icl_cpu_gemm_row_exact for both products. */
+ * checks icl_cpu_gemm_row_exact for the products and icl_cpu_attn_proj_fits
+ * for the packed weights. */
 #include <string.h>
 
 #ifdef _OPENMP
@@ -22,6 +26,13 @@
 #include "attn_kernels.h"
 #include "cpu/cpu_sgemm_avx2.h"
 #include "cpu_attn_internal.h"
+
+static int64_t r16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+/* both weights packed at once, forward and backward, on the stack */
+int icl_cpu_attn_proj_fits(int64_t D) {
+  return D * r16(3 * D) + D * r16(D) <= ICL_SGEMM_AVX2_PACK && 3 * D * r16(D) + D * r16(D) <= ICL_SGEMM_AVX2_PACK;
+}
 
 static int thread_id(void) {
 #ifdef _OPENMP
@@ -33,20 +44,27 @@ static int thread_id(void) {
 
 int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const float *x, const float *Wqkv,
                           const float *cos_t, const float *sin_t, const float *bias, float scale, float *q, float *k,
-                          float *v, float *P, const icl_attn_capture *cap, float *scratch, int nthreads) {
+                          float *v, float *P, const icl_attn_capture *cap, const icl_attn_oproj *o, float *scratch,
+                          int nthreads) {
   (void)ctx;
   const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
+  const int with_o = o && o->Wo;
 #pragma omp parallel num_threads(nthreads)
   {
     float *sc = scratch + (int64_t)thread_id() * per, *qkv_b = sc + tile;
-    _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK]; /* Wqkv^T [D, 3D], packed once per thread */
+    /* Wqkv^T [D, 3D] and Wo^T [D, D], packed once per thread */
+    _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK];
     icl_sgemm_avx2_pack(1, Wqkv, D, D, 3 * D, pw);
+    float *po = pw + D * r16(3 * D);
+    if (with_o) icl_sgemm_avx2_pack(1, o->Wo, D, D, D, po);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < B; b++) {
+      float *out_b = out + b * T * D;
       icl_sgemm_avx2_packed(0, T, 3 * D, D, 1.0f, x + b * T * D, D, pw, 16 * D, 0.0f, qkv_b, 3 * D);
       for (int64_t h = 0; h < H; h++)
-        icl_cpu_attn_fwd_tile(s, b, h, out, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
+        icl_cpu_attn_fwd_tile(s, b, h, out_b, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
+      if (with_o) icl_sgemm_avx2_packed(0, T, D, D, 1.0f, out_b, D, po, 16 * D, 0.0f, o->delta + b * T * D, D);
     }
   }
   return ICL_OK;
@@ -57,34 +75,50 @@ static int64_t first_b(int64_t p, int64_t B) { return p * B / ICL_ATTN_PROJ_PART
 
 int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqkv, float *part, const float *x,
                           const float *Wqkv, const float *dout, const float *cos_t, const float *sin_t, float scale,
-                          const float *q, const float *k, const float *v, float *P, float *dS, float *scratch,
-                          int nthreads) {
+                          const float *q, const float *k, const float *v, float *P, float *dS, const icl_attn_oproj *o,
+                          float *scratch, int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nw = 3 * D * D;
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D, np = nq + no;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
+  const int with_o = o && o->Wo;
 #pragma omp parallel num_threads(nthreads)
   {
-    float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile;
-    _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK]; /* Wqkv [3D, D], packed once per thread */
+    float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile, *dout_b = dqkv_b + ((T * 3 * D + 15) & ~15);
+    /* Wqkv [3D, D] and Wo [D, D], packed once per thread */
+    _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK];
     icl_sgemm_avx2_pack(0, Wqkv, D, 3 * D, D, pw);
+    float *po = pw + 3 * D * r16(D);
+    if (with_o) icl_sgemm_avx2_pack(0, o->Wo, D, D, D, po);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) {
-      float *Pw = part + p * nw;
-      if (first_b(p, B) == first_b(p + 1, B)) memset(Pw, 0, sizeof(float) * (size_t)nw);
+      /* this partial's gradients of Wqkv [3D, D] and Wo [D, D]: the narrow
+       * operands' rows (x, attn) packed, the gradients read in place */
+      float *Pq = part + p * np, *Po = Pq + nq;
+      if (first_b(p, B) == first_b(p + 1, B)) memset(Pq, 0, sizeof(float) * (size_t)np);
       for (int64_t b = first_b(p, B); b < first_b(p + 1, B); b++) {
+        const float beta = b == first_b(p, B) ? 0.0f : 1.0f;
+        const float *db = dout + b * T * D;
+        if (with_o) {
+          const float *dr = o->dres + b * T * D;
+          icl_sgemm_avx2(1, 0, D, D, T, 1.0f, dr, D, o->attn + b * T * D, D, beta, Po, D);
+          icl_sgemm_avx2_packed(0, T, D, D, 1.0f, dr, D, po, 16 * D, 0.0f, dout_b, D);
+          db = dout_b;
+        }
         for (int64_t h = 0; h < H; h++)
-          icl_cpu_attn_bwd_tile(s, b, h, dqkv_b, dout, cos_t, sin_t, scale, q, k, v, P, dS, sc);
+          icl_cpu_attn_bwd_tile(s, b, h, dqkv_b, db, cos_t, sin_t, scale, q, k, v, P, dS, sc);
         icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dx + b * T * D, D);
-        /* dWqkv [3D, D]: dqkv_b^T read in place, x's rows (narrow) packed */
-        icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, b == first_b(p, B) ? 0.0f : 1.0f, Pw,
-                       D);
+        icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, beta, Pq, D);
       }
     }
+    /* the weight gradients: partials added in order */
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < nw; i++) {
+    for (int64_t i = 0; i < (with_o ? np : nq); i++) {
       float acc = 0;
-      for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) acc += part[p * nw + i];
-      dWqkv[i] += acc;
+      for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) acc += part[p * np + i];
+      if (i < nq)
+        dWqkv[i] += acc;
+      else
+        o->dWo[i - nq] += acc;
     }
   }
   return ICL_OK;

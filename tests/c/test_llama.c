@@ -321,10 +321,11 @@ static void test_fused_mlp_same_bits(void) {
   free(ys);
 }
 
-/* The CPU attention with the qkv projection fused in (pe/cpu_attn_proj.c)
- * against the projection as its own GEMM: the same bits in the loss, the
- * training predictions and every gradient but Wqkv's (summed over batch
- * elements in fixed partials), those within rounding. B = 9 spreads batch
+/* The CPU attention with the qkv and o projections fused in
+ * (pe/cpu_attn_proj.c) against the projections as their own GEMMs: the same
+ * bits in the loss, the training predictions and every gradient but those
+ * of Wqkv and Wo (summed over batch elements in fixed partials), those
+ * within rounding. B = 9 spreads batch
  * elements unevenly over the 8 partials; every encoding, the last layer
  * trimmed (qstep 2) as in training. */
 static void test_attn_proj_same_bits(void) {
@@ -351,7 +352,8 @@ static void test_attn_proj_same_bits(void) {
     int same_elsewhere = 1;
     for (int pi = 0; pi < m->params.n; pi++) {
       const icl_param_info *in = &m->params.info[pi];
-      const int wqkv = strstr(in->name, ".q_proj.") || strstr(in->name, ".k_proj.") || strstr(in->name, ".v_proj.");
+      const int wqkv = strstr(in->name, ".q_proj.") || strstr(in->name, ".k_proj.") || strstr(in->name, ".v_proj.") ||
+                       strstr(in->name, ".o_proj.");
       for (int64_t i = in->offset; i < in->offset + in->numel; i++) {
         if (wqkv) {
           worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
@@ -361,8 +363,8 @@ static void test_attn_proj_same_bits(void) {
         }
       }
     }
-    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: Wqkv gradients differ by %.3g (max %.3g)", lab, worst, scale);
-    CHECK_MSG(same_elsewhere, "%s: gradients outside Wqkv differ", lab);
+    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: Wqkv / Wo gradients differ by %.3g (max %.3g)", lab, worst, scale);
+    CHECK_MSG(same_elsewhere, "%s: gradients outside Wqkv and Wo differ", lab);
     CHECK_MSG(memcmp(p[0], p[1], sizeof p[0]) == 0, "%s: predictions differ", lab);
     free(g[0]);
     free(g[1]);
