@@ -77,14 +77,16 @@ static int llama_trim(const icl_model *m, int64_t T) {
          icl_cpu_gemm_row_exact(0, 1, d);
 }
 
-/* The CPU attention can compute the qkv projection of one batch element at
- * a time next to its tiles (pe/cpu_attn_proj.c): the same bits for the
- * forward, the Wqkv gradient summed in fixed partials over batch elements.
- * Where the AVX2 GEMM takes both products (hidden up to about 100), with at
- * least one batch element per partial; ICL_CPU_ATTN_PROJ=0 turns it off. */
+/* The CPU attention can compute the q/k/v and o projections of one batch
+ * element at a time next to its tiles (pe/cpu_attn_proj.c): the same bits
+ * for the forward, the Wqkv and Wo gradients summed in fixed partials over
+ * batch elements. Where the AVX2 GEMM takes the products and the packed
+ * weights fit (hidden up to about 90), with two batch elements or more (it
+ * parallelises over them; a fixed bound, so the bits do not depend on the
+ * thread count); ICL_CPU_ATTN_PROJ=0 turns it off. */
 int icl_llama_attn_proj(const icl_model *m, int64_t B) {
   const int64_t d = m->hidden;
-  if (m->device != ICL_CPU || B < ICL_ATTN_PROJ_PARTS) return 0;
+  if (m->device != ICL_CPU || B < 2) return 0;
   const char *e = getenv("ICL_CPU_ATTN_PROJ"); /* read per call: tests switch it */
   if (e && strcmp(e, "0") == 0) return 0;
   return llama_state(m)->cfg.heads * llama_state(m)->hd == d && icl_cpu_gemm_row_exact(0, 3 * d, d) &&

@@ -96,10 +96,8 @@ static void keep_relu_off_kinks(icl_model *m) {
 }
 
 static void test_gradcheck_all_encodings(void) {
-  /* T = 20 tokens > L_train = 8 and > factor x L_train = 16; B = 8 takes the
-   * projection-fused CPU attention where it is built (icl_llama_attn_proj) */
-  const int64_t B = 8, N = 10;
-  float xs[8 * 10 * 3], ys[8 * 10];
+  const int64_t B = 2, N = 10; /* T = 20 tokens > L_train = 8 and > factor x L_train = 16 */
+  float xs[2 * 10 * 3], ys[2 * 10];
   randn(xs, B * N * 3, 11);
   randn(ys, B * N, 12);
   for (int ci = 0; ci < NCASES; ci++) {
