@@ -5,7 +5,10 @@
  * each. Backward likewise for dact -> dgu -> dx. Each row's values come
  * from the same kernels in the same order as the unfused passes (the AVX2
  * GEMM computes a row independently of the rows around it), so the results
- * are the same bits; the weight gradients stay whole-matrix GEMMs. */
+ * are the same bits, but for the two weight gradients, which the backward
+ * sums per chunk into 8 fixed partials (within rounding). Chunks (forward) and partials (backward) go to threads
+ * dynamically: which thread takes one changes no bit, and a core slowed by a
+ * neighbour then holds the other up less. */
 #include "cpu_llama_mlp.h"
 
 #include <stdlib.h>
@@ -37,7 +40,7 @@ void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const fl
     _Alignas(64) float pd[ICL_SGEMM_AVX2_PACK];
     icl_sgemm_avx2_pack(1, Wgu, d, d, 2 * F, pg);
     icl_sgemm_avx2_pack(1, Wd, F, F, d, pd);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunk; c++) {
       const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
       icl_sgemm_avx2_packed(0, n, 2 * F, d, 1.0f, x + r0 * d, d, pg, 16 * d, 0.0f, gu + r0 * 2 * F, 2 * F);
@@ -64,7 +67,7 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
     _Alignas(64) float pg[ICL_SGEMM_AVX2_PACK];
     icl_sgemm_avx2_pack(0, Wd, F, d, F, pd);
     icl_sgemm_avx2_pack(0, Wgu, d, 2 * F, d, pg);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) {
       /* this partial's gradients of Wgu [2F, d] and Wd^T [F, d]: the narrow
        * operands (xn, dy: d columns) are the packed ones, dgu^T and act^T

@@ -16,7 +16,12 @@
  * the AVX2 GEMM computes a row the same way whatever rows surround it, and
  * the tiles are the same code (cpu_attn.c). Needs that kernel: the caller
  * checks icl_cpu_gemm_row_exact for the products and icl_cpu_attn_proj_fits
- * for the packed weights. */
+ * for the packed weights.
+ *
+ * Batch elements (forward) and partials (backward) go to threads
+ * dynamically: which thread computes one changes no bit, and on a shared
+ * machine one core is often slower than the other, which a static split
+ * would make the other wait for at the end of every pass. */
 #include <string.h>
 
 #ifdef _OPENMP
@@ -58,7 +63,7 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
     icl_sgemm_avx2_pack(1, Wqkv, D, D, 3 * D, pw);
     float *po = pw + D * r16(3 * D);
     if (with_o) icl_sgemm_avx2_pack(1, o->Wo, D, D, D, po);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; b++) {
       float *out_b = out + b * T * D;
       icl_sgemm_avx2_packed(0, T, 3 * D, D, 1.0f, x + b * T * D, D, pw, 16 * D, 0.0f, qkv_b, 3 * D);
@@ -89,7 +94,7 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
     icl_sgemm_avx2_pack(0, Wqkv, D, 3 * D, D, pw);
     float *po = pw + 3 * D * r16(D);
     if (with_o) icl_sgemm_avx2_pack(0, o->Wo, D, D, D, po);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) {
       /* this partial's gradients of Wqkv [3D, D] and Wo [D, D]: the narrow
        * operands' rows (x, attn) packed, the gradients read in place */
