@@ -72,15 +72,25 @@ int icl_cpu_fill(icl_ctx *ctx, icl_view out, icl_dtype dt, double value) {
   icl_walk_init(&w, 1, vs);
   int64_t outer = icl_walk_outer_count(&w), inner = w.shape[w.ndim - 1];
   int64_t s0 = w.stride[0][w.ndim - 1];
-  for (int64_t o = 0; o < outer; o++) {
-    int64_t off[1];
-    icl_walk_outer(&w, 1, o, off);
+  /* a contiguous block (the walk merged it into one row) is split into
+   * pieces for the threads, other views by rows */
+  const int64_t total = view_numel(&out), piece = outer == 1 ? 16384 : inner;
+  const int64_t npiece = outer == 1 ? (inner + piece - 1) / piece : outer;
+#pragma omp parallel for if (total >= PAR_MIN && npiece > 1) schedule(static)
+  for (int64_t o = 0; o < npiece; o++) {
+    int64_t off[1] = {0}, i0 = 0, i1 = inner;
+    if (outer == 1) {
+      i0 = o * piece;
+      i1 = i0 + piece < inner ? i0 + piece : inner;
+    } else {
+      icl_walk_outer(&w, 1, o, off);
+    }
     if (dt == ICL_F32) {
       float *p = (float *)out.data + off[0], v = (float)value;
-      for (int64_t i = 0; i < inner; i++) p[i * s0] = v;
+      for (int64_t i = i0; i < i1; i++) p[i * s0] = v;
     } else {
       int32_t *p = (int32_t *)out.data + off[0], v = (int32_t)value;
-      for (int64_t i = 0; i < inner; i++) p[i * s0] = v;
+      for (int64_t i = i0; i < i1; i++) p[i * s0] = v;
     }
   }
   return ICL_OK;
