@@ -272,46 +272,58 @@ static void test_trim_matches_full(void) {
   }
 }
 
+/* One step of model m with env var at on_value, then off_value: the loss,
+ * the training predictions (npred) and every gradient must be the same bits,
+ * except the parameters whose names contain one of the strings in rounded
+ * (NULL-terminated; summed in another order by the path under test), which
+ * must agree within 1e-5 of their largest entry. */
+static void check_path_same_bits(icl_ctx *ctx, icl_model *m, const char *lab, const char *var, const char *on_value,
+                                 const char *off_value, const char *const *rounded, const float *xs, const float *ys,
+                                 int64_t B, int64_t N) {
+  float *p[2] = {malloc(sizeof(float) * B * N), malloc(sizeof(float) * B * N)};
+  float loss[2], *g[2] = {step_with_env(ctx, m, var, on_value, xs, ys, B, N, &loss[0], p[0]),
+                          step_with_env(ctx, m, var, off_value, xs, ys, B, N, &loss[1], p[1])};
+  CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g (%s=%s) vs %.9g (%s)", lab, loss[0], var, on_value, loss[1], off_value);
+  double worst = 0, scale = 0;
+  int same_elsewhere = 1;
+  for (int pi = 0; pi < m->params.n; pi++) {
+    const icl_param_info *in = &m->params.info[pi];
+    int r = 0;
+    for (const char *const *q = rounded; *q; q++) r |= strstr(in->name, *q) != NULL;
+    for (int64_t i = in->offset; i < in->offset + in->numel; i++) {
+      if (r) {
+        worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
+        scale = fmax(scale, fabs((double)g[1][i]));
+      } else {
+        same_elsewhere &= g[0][i] == g[1][i];
+      }
+    }
+  }
+  CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: %s gradients differ by %.3g (max %.3g)", lab, rounded[0], worst,
+            scale);
+  CHECK_MSG(same_elsewhere, "%s: gradients outside %s... differ", lab, rounded[0]);
+  CHECK_MSG(memcmp(p[0], p[1], sizeof(float) * B * N) == 0, "%s: predictions differ", lab);
+  for (int k = 0; k < 2; k++) {
+    free(g[k]);
+    free(p[k]);
+  }
+}
+
 /* The fused CPU MLP (cpu_llama_mlp.c) against the unfused passes: the same
  * bits in the loss, the training predictions and every gradient but the
- * MLP weights' (summed in another order), those within rounding. */
+ * MLP weights' (summed in row-chunk partials), those within rounding. */
 static void test_fused_mlp_same_bits(void) {
   const int64_t B = 3, N = 40, D = 3; /* 240 rows: several chunks and a ragged one */
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
-  float p[2][120];
   randn(xs, B * N * D, 51);
   randn(ys, B * N, 52);
+  const char *const rounded[] = {".mlp.", NULL};
   for (int ci = 0; ci < NCASES; ci += 4) {
     icl_ctx *ctx = icl_t_ctx();
     char lab[96];
     case_label(&cases[ci], lab, sizeof lab);
     icl_model *m = build(ctx, &cases[ci], 6);
-    if (!m) continue;
-    float loss[2], *g[2] = {step_with_env(ctx, m, "ICL_CPU_MLP", "fused", xs, ys, B, N, &loss[0], p[0]),
-                            step_with_env(ctx, m, "ICL_CPU_MLP", "unfused", xs, ys, B, N, &loss[1], p[1])};
-    CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g fused vs %.9g unfused", lab, loss[0], loss[1]);
-    /* the MLP weight gradients are summed in row-chunk partials when fused:
-     * equal up to rounding; everything else bit for bit */
-    double worst = 0, scale = 0;
-    int same_elsewhere = 1;
-    for (int pi = 0; pi < m->params.n; pi++) {
-      const icl_param_info *in = &m->params.info[pi];
-      const int mlp = strstr(in->name, ".mlp.") != NULL;
-      for (int64_t i = in->offset; i < in->offset + in->numel; i++) {
-        if (mlp) {
-          worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
-          scale = fmax(scale, fabs((double)g[1][i]));
-        } else {
-          same_elsewhere &= g[0][i] == g[1][i];
-        }
-      }
-    }
-    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: MLP weight gradients differ by %.3g (max %.3g)", lab, worst,
-              scale);
-    CHECK_MSG(same_elsewhere, "%s: gradients outside the MLP weights differ", lab);
-    CHECK_MSG(memcmp(p[0], p[1], sizeof p[0]) == 0, "%s: predictions differ", lab);
-    free(g[0]);
-    free(g[1]);
+    if (m) check_path_same_bits(ctx, m, lab, "ICL_CPU_MLP", "fused", "unfused", rounded, xs, ys, B, N);
     icl_model_free(ctx, m);
     icl_ctx_free(ctx);
   }
@@ -323,49 +335,22 @@ static void test_fused_mlp_same_bits(void) {
  * (pe/cpu_attn_proj.c) against the projections as their own GEMMs: the same
  * bits in the loss, the training predictions and every gradient but those
  * of Wqkv and Wo (summed over batch elements in fixed partials), those
- * within rounding. B = 9 spreads batch
- * elements unevenly over the 8 partials; every encoding, the last layer
- * trimmed (qstep 2) as in training. */
+ * within rounding. B = 9 spreads batch elements unevenly over the 8
+ * partials; every encoding, the last layer trimmed (qstep 2) as in training. */
 static void test_attn_proj_same_bits(void) {
   const int64_t B = 9, N = 12, D = 3;
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
-  float p[2][9 * 12];
   randn(xs, B * N * D, 61);
   randn(ys, B * N, 62);
+  const char *const rounded[] = {".q_proj.", ".k_proj.", ".v_proj.", ".o_proj.", NULL};
   for (int ci = 0; ci < NCASES; ci++) {
     icl_ctx *ctx = icl_t_ctx();
     char lab[96];
     case_label(&cases[ci], lab, sizeof lab);
     icl_model *m = build(ctx, &cases[ci], 7);
-    if (!m) continue;
-    if (!icl_llama_attn_proj(m, B)) { /* a build without the AVX2 kernel */
-      icl_model_free(ctx, m);
-      icl_ctx_free(ctx);
-      continue;
-    }
-    float loss[2], *g[2] = {step_with_env(ctx, m, "ICL_CPU_ATTN_PROJ", "1", xs, ys, B, N, &loss[0], p[0]),
-                            step_with_env(ctx, m, "ICL_CPU_ATTN_PROJ", "0", xs, ys, B, N, &loss[1], p[1])};
-    CHECK_MSG(loss[0] == loss[1], "%s: loss %.9g fused vs %.9g unfused", lab, loss[0], loss[1]);
-    double worst = 0, scale = 0;
-    int same_elsewhere = 1;
-    for (int pi = 0; pi < m->params.n; pi++) {
-      const icl_param_info *in = &m->params.info[pi];
-      const int wqkv = strstr(in->name, ".q_proj.") || strstr(in->name, ".k_proj.") || strstr(in->name, ".v_proj.") ||
-                       strstr(in->name, ".o_proj.");
-      for (int64_t i = in->offset; i < in->offset + in->numel; i++) {
-        if (wqkv) {
-          worst = fmax(worst, fabs((double)g[0][i] - g[1][i]));
-          scale = fmax(scale, fabs((double)g[1][i]));
-        } else {
-          same_elsewhere &= g[0][i] == g[1][i];
-        }
-      }
-    }
-    CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "%s: Wqkv / Wo gradients differ by %.3g (max %.3g)", lab, worst, scale);
-    CHECK_MSG(same_elsewhere, "%s: gradients outside Wqkv and Wo differ", lab);
-    CHECK_MSG(memcmp(p[0], p[1], sizeof p[0]) == 0, "%s: predictions differ", lab);
-    free(g[0]);
-    free(g[1]);
+    /* a build without the AVX2 kernel has no fused path to compare */
+    if (m && icl_llama_attn_proj(m, B))
+      check_path_same_bits(ctx, m, lab, "ICL_CPU_ATTN_PROJ", "1", "0", rounded, xs, ys, B, N);
     icl_model_free(ctx, m);
     icl_ctx_free(ctx);
   }
