@@ -104,7 +104,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
   const float *cs = L.cos >= 0 ? ws + L.cos : NULL, *sn = L.sin >= 0 ? ws + L.sin : NULL;
   const int bias_params = icl_llama_has_bias_params(s);
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
-  const int proj = L.qkv_part >= 0 && icl_llama_attn_proj(m, B); /* qkv projection inside the attention */
+  const int proj = L.qkv_part >= 0 && icl_llama_attn_proj(m, B); /* q/k/v and o projections inside the attention */
   float *scr = ws + L.scratch;
   float *dgu = scr, *dact = scr + BT * 2 * F, *dn = dact + BT * F; /* MLP phase */
   float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;          /* attention phase (dn = scr) */
@@ -133,23 +133,22 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
     }
     const int trimmed = L.trim && l == nl - 1; /* its o projection ran above, at the x rows */
     const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), NULL, dx, Y + L.o_attn, G_(m, ly->p[LP_O])};
-    sh.qstep = L.trim && l == nl - 1 ? 2 : 1; /* as the forward ran it */
+    sh.qstep = trimmed ? 2 : 1; /* as the forward ran it */
     float *dS = bias_params ? Y + L.o_P : NULL;
     if (!rc && proj) { /* dn (in scr) and the Wqkv gradient come out of the attention */
       rc = be->attn->bwd_proj(ctx, sh, scr, G_(m, ly->p[LP_Q]), ws + L.qkv_part, Y + L.o_n1, P_(m, ly->p[LP_Q]), dattn,
                               cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P, dS, &o, ws + L.attn_scratch,
                               L.nthreads);
-      if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, Y + L.o_P, ws, &L);
     } else if (!rc) {
       rc = be->attn->bwd(ctx, sh, dqkv, dattn, cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P, dS,
                          ws + L.attn_scratch, L.nthreads);
-      if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, Y + L.o_P, ws, &L);
       if (!rc)
         rc = be->gemm(ctx, 1, 0, 3 * d, d, BT, 1.0f, dqkv, 3 * d, 0, Y + L.o_n1, d, 0, 1.0f, G_(m, ly->p[LP_Q]), d, 0,
                       1);
       if (!rc)
         rc = be->gemm(ctx, 0, 0, BT, d, 3 * d, 1.0f, dqkv, 3 * d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, scr, d, 0, 1);
     }
+    if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, dS, ws, &L);
     if (!rc)
       rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN1]), scr, Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1, BT, d,
                                1);

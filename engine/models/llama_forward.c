@@ -126,7 +126,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   float *bias = L->bias >= 0 ? ws + L->bias : NULL;
   float *qkv = ws + L->scratch, *delta = qkv + BT * 3 * d;
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
-  const int proj = L->qkv_part >= 0 && icl_llama_attn_proj(m, B); /* qkv projection inside the attention */
+  const int proj = L->qkv_part >= 0 && icl_llama_attn_proj(m, B); /* q/k/v and o projections inside the attention */
   float *Y0 = ws + L->layers;
   int rc = be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
   if (!rc)
@@ -135,13 +135,12 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     const llama_layer *ly = &s->layer[l];
     float *Y = ws + L->layers + l * L->per_layer;
     if (!proj)
-      rc = be->gemm(ctx, 0, 1, BT, 3 * d, d, 1.0f, Y + L->o_n1, d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, qkv, 3 * d, 0,
-                    1);
+      rc = be->gemm(ctx, 0, 1, BT, 3 * d, d, 1.0f, Y + L->o_n1, d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, qkv, 3 * d, 0, 1);
     if (!rc && bias) rc = layer_bias(ctx, m, be, l, T, bias);
     /* a trimmed last layer needs its attention at the x tokens only */
-    sh.qstep = L->trim && l == nl - 1 ? 2 : 1;
-    const icl_attn_capture *cap = s->n_capture ? &ly->cap : NULL;
     const int trimmed = L->trim && l == nl - 1;
+    sh.qstep = trimmed ? 2 : 1;
+    const icl_attn_capture *cap = s->n_capture ? &ly->cap : NULL;
     /* the o projection rides along the fused attention (not for a trimmed
      * layer: it takes the x rows only) */
     const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), delta, NULL, NULL, NULL};
