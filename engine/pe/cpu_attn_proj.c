@@ -1,4 +1,4 @@
-/* CPU attention with the qkv projection fused in, for training at small
+/* CPU attention with the q/k/v (and o) projections fused in, for training at small
  * hidden sizes. One batch element at a time per thread: its T rows of the
  * fused projection ([T, 3 H hd], 78 KB at hidden 64 and 102 tokens) are
  * computed into the thread's scratch and gathered into the heads' tiles
@@ -12,7 +12,7 @@
  * tiles, and in the backward the output gradient from the o projection's
  * (and Wo's gradient, in partials) right before them.
  *
- * Same bits as the unfused passes for everything but the weight gradient:
+ * Same bits as the unfused passes for everything but the weight gradients:
  * the AVX2 GEMM computes a row the same way whatever rows surround it, and
  * the tiles are the same code (cpu_attn.c). Needs that kernel: the caller
  * checks icl_cpu_gemm_row_exact for the products and icl_cpu_attn_proj_fits
@@ -88,7 +88,7 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
   const int with_o = o && o->Wo;
 #pragma omp parallel num_threads(nthreads)
   {
-    float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile, *dout_b = dqkv_b + ((T * 3 * D + 15) & ~15);
+    float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile, *dout_b = dqkv_b + r16(T * 3 * D);
     /* Wqkv [3D, D] and Wo [D, D], packed once per thread */
     _Alignas(64) float pw[ICL_SGEMM_AVX2_PACK];
     icl_sgemm_avx2_pack(0, Wqkv, D, 3 * D, D, pw);
