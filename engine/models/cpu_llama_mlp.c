@@ -8,19 +8,50 @@
  * are the same bits, but for the two weight gradients, which the backward
  * sums per chunk into 8 fixed partials (within rounding). Chunks (forward) and partials (backward) go to threads
  * dynamically: which thread takes one changes no bit, and a core slowed by a
- * neighbour then holds the other up less. */
+ * neighbour then holds the other up less. A chunk's SwiGLU output and
+ * gradients stay in a per-thread slot (slot_row); the backward recomputes
+ * the SwiGLU output from gu, which it reads anyway (same bits), rather than
+ * keep [B T, F] from the forward: of the 59 MB a full toy layer streamed
+ * through memory for its MLP, 26 MB are left. */
 #include "cpu_llama_mlp.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "cpu/cpu_sgemm_avx2.h"
+#include "nn/rmsnorm_rows.h"
 #include "nn/swiglu_rows.h"
 
 /* rows per chunk: 96 x 2F floats of gu stay in L2 up to F = 512 */
 #define RC 96
 
 static int64_t r16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+static int64_t thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+static int64_t n_threads(void) {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+/* Where a chunk starting at row r0 keeps its SwiGLU output and gradients,
+ * which feed nothing after the chunk: with room for one chunk per thread at
+ * the buffers' heads, in the thread's slot there (in L2 when the next chunk
+ * comes) instead of rows streamed out to memory; else at its own rows. */
+static int64_t slot_row(int64_t rows, int64_t r0) { return n_threads() * RC <= rows ? thread_id() * RC : r0; }
 
 int icl_cpu_mlp_fused(int64_t d, int64_t F) {
   const char *e = getenv("ICL_CPU_MLP"); /* read per call (twice a layer): tests switch it */
@@ -31,7 +62,7 @@ int icl_cpu_mlp_fused(int64_t d, int64_t F) {
 }
 
 void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const float *Wgu, const float *Wd, int64_t rows,
-                     int64_t d, int64_t F) {
+                     int64_t d, int64_t F, const icl_mlp_resid *res) {
   const int64_t nchunk = (rows + RC - 1) / RC;
 #pragma omp parallel
   {
@@ -43,23 +74,28 @@ void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const fl
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunk; c++) {
       const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
+      const int64_t s0 = slot_row(rows, r0);
+      float *ac = act + s0 * F, *oc = out + (res ? s0 : r0) * d; /* the backward recomputes act */
       icl_sgemm_avx2_packed(0, n, 2 * F, d, 1.0f, x + r0 * d, d, pg, 16 * d, 0.0f, gu + r0 * 2 * F, 2 * F);
-      for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_fwd(act + r * F, gu + r * 2 * F, F);
-      icl_sgemm_avx2_packed(0, n, d, F, 1.0f, act + r0 * F, F, pd, 16 * F, 0.0f, out + r0 * d, d);
+      for (int64_t r = 0; r < n; r++) icl_swiglu_row_fwd(ac + r * F, gu + (r0 + r) * 2 * F, F);
+      icl_sgemm_avx2_packed(0, n, d, F, 1.0f, ac, F, pd, 16 * F, 0.0f, oc, d);
+      for (int64_t r = r0; res && r < r0 + n; r++)
+        res->rstd[r] =
+            icl_add_rmsnorm_row(res->h + r * d, res->n + r * d, res->a + r * d, oc + (r - r0) * d, res->w, d, res->eps);
     }
   }
 }
 
-int64_t icl_cpu_mlp_partial_floats(int64_t d, int64_t F) { return ICL_CPU_MLP_PARTS * 3 * F * d; }
+int64_t icl_cpu_mlp_partial_floats(int64_t d, int64_t F) { return ICL_CPU_MLP_PARTS * (3 * F * d + d); }
 
 /* chunks [first(p), first(p + 1)) feed partial p: fixed by the row count
  * alone, so the sums are the same on any number of threads */
 static int64_t first_chunk(int64_t p, int64_t nchunk) { return p * nchunk / ICL_CPU_MLP_PARTS; }
 
 void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd, float *part, const float *dy,
-                     const float *gu, const float *act, const float *xn, const float *Wgu, const float *Wd,
-                     int64_t rows, int64_t d, int64_t F) {
-  const int64_t nchunk = (rows + RC - 1) / RC, ngu = 2 * F * d, nd = F * d;
+                     const float *gu, float *act, const float *xn, const float *Wgu, const float *Wd, int64_t rows,
+                     int64_t d, int64_t F, const icl_mlp_norm_bwd *nb) {
+  const int64_t nchunk = (rows + RC - 1) / RC, ngu = 2 * F * d, nd = F * d, np = ngu + nd + d;
 #pragma omp parallel
   {
     /* B of both products, packed once per thread: Wd [d, F], Wgu [2F, d] */
@@ -72,29 +108,41 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
       /* this partial's gradients of Wgu [2F, d] and Wd^T [F, d]: the narrow
        * operands (xn, dy: d columns) are the packed ones, dgu^T and act^T
        * are read in place */
-      float *Pgu = part + p * (ngu + nd), *Pd = Pgu + ngu;
+      float *Pgu = part + p * np, *Pd = Pgu + ngu, *Pw = Pd + nd;
       if (first_chunk(p, nchunk) == first_chunk(p + 1, nchunk)) /* fewer chunks than partials */
-        memset(Pgu, 0, sizeof(float) * (size_t)(ngu + nd));
+        memset(Pgu, 0, sizeof(float) * (size_t)np);
       for (int64_t c = first_chunk(p, nchunk); c < first_chunk(p + 1, nchunk); c++) {
         const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
         const float beta = c == first_chunk(p, nchunk) ? 0.0f : 1.0f;
         const float *dyc = dy + r0 * d;
-        icl_sgemm_avx2(1, 0, F, d, n, 1.0f, act + r0 * F, F, dyc, d, beta, Pd, d);
-        icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dyc, d, pd, 16 * d, 0.0f, dact + r0 * F, F);
-        for (int64_t r = r0; r < r0 + n; r++) icl_swiglu_row_bwd(dgu + r * 2 * F, dact + r * F, gu + r * 2 * F, F);
-        icl_sgemm_avx2(1, 0, 2 * F, d, n, 1.0f, dgu + r0 * 2 * F, 2 * F, xn + r0 * d, d, beta, Pgu, d);
-        icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgu + r0 * 2 * F, 2 * F, pg, 32 * F, 0.0f, dx + r0 * d, d);
+        const int64_t s0 = slot_row(rows, r0);
+        float *dgc = dgu + s0 * 2 * F, *dac = dact + s0 * F, *ac = act + s0 * F;
+        icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dyc, d, pd, 16 * d, 0.0f, dac, F);
+        for (int64_t r = 0; r < n; r++)
+          icl_swiglu_row_bwd_h(dgc + r * 2 * F, ac + r * F, dac + r * F, gu + (r0 + r) * 2 * F, F);
+        icl_sgemm_avx2(1, 0, F, d, n, 1.0f, ac, F, dyc, d, beta, Pd, d);
+        icl_sgemm_avx2(1, 0, 2 * F, d, n, 1.0f, dgc, 2 * F, xn + r0 * d, d, beta, Pgu, d);
+        float *dxc = dx + (nb ? s0 : r0) * d;
+        icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgc, 2 * F, pg, 32 * F, 0.0f, dxc, d);
+        if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)d);
+        for (int64_t r = 0; nb && r < n; r++) {
+          const float *dr = dxc + r * d, *xr = nb->x + (r0 + r) * d, rs = nb->rstd[r0 + r];
+          icl_rmsnorm_bwd_row(nb->dres + (r0 + r) * d, dr, xr, nb->w, rs, d, 1);
+          for (int64_t j = 0; j < d; j++) Pw[j] += dr[j] * (xr[j] * rs);
+        }
       }
     }
     /* the weight gradients: partials added in order */
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < ngu + nd; i++) {
+    for (int64_t i = 0; i < (nb ? np : ngu + nd); i++) {
       float s = 0;
-      for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * (ngu + nd) + i];
+      for (int64_t p = 0; p < ICL_CPU_MLP_PARTS; p++) s += part[p * np + i];
       if (i < ngu)
         gWgu[i] += s;
-      else /* Wd's partials are [F, d]: transposed */
+      else if (i < ngu + nd) /* Wd's partials are [F, d]: transposed */
         gWd[((i - ngu) % d) * F + (i - ngu) / d] += s;
+      else
+        nb->dw[i - ngu - nd] += s;
     }
   }
 }

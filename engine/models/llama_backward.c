@@ -40,14 +40,17 @@ static int bias_backward(icl_ctx *ctx, icl_model *m, const icl_backend *be, int6
 
 /* The MLP's backward from dy (the gradient of its output): the down and
  * gate/up weight gradients, dgu, and dn = d(MLP input); rows of the layer's
- * act / gu / n2. Fused per row chunk on the CPU where it applies. */
+ * act / gu / n2. Then the norm before it (post_attention_layernorm, input
+ * a): its weight gradient and dres += its input gradient. Fused per row
+ * chunk on the CPU where it applies (dn is scratch then). */
 static int mlp_bwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llama_layer *ly, float *Y,
-                   const llama_layout *L, float *dgu, float *dn, float *dact, const float *dy, int64_t rows,
-                   float *ws) {
+                   const llama_layout *L, float *dgu, float *dn, float *dact, const float *dy, float *dres,
+                   int64_t rows, float *ws) {
   const int64_t d = m->hidden, F = llama_state(m)->F;
   if (L->mlp_part >= 0 && icl_cpu_mlp_fused(d, F)) {
+    const icl_mlp_norm_bwd nb = {dres, G_(m, ly->p[LP_LN2]), Y + L->o_a, P_(m, ly->p[LP_LN2]), Y + L->o_r2};
     icl_cpu_mlp_bwd(dgu, dn, dact, G_(m, ly->p[LP_GATE]), G_(m, ly->p[LP_DOWN]), ws + L->mlp_part, dy, Y + L->o_gu,
-                    Y + L->o_act, Y + L->o_n2, P_(m, ly->p[LP_GATE]), P_(m, ly->p[LP_DOWN]), rows, d, F);
+                    Y + L->o_act, Y + L->o_n2, P_(m, ly->p[LP_GATE]), P_(m, ly->p[LP_DOWN]), rows, d, F, &nb);
     return ICL_OK;
   }
   int rc = be->gemm(ctx, 1, 0, d, F, rows, 1.0f, dy, d, 0, Y + L->o_act, F, 0, 1.0f, G_(m, ly->p[LP_DOWN]), F, 0, 1);
@@ -58,6 +61,9 @@ static int mlp_bwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llam
                   1);
   if (!rc)
     rc = be->gemm(ctx, 0, 0, rows, d, 2 * F, 1.0f, dgu, 2 * F, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, dn, d, 0, 1);
+  if (!rc)
+    rc = be->nn->rmsnorm_bwd(ctx, dres, G_(m, ly->p[LP_LN2]), dn, Y + L->o_a, P_(m, ly->p[LP_LN2]), Y + L->o_r2, rows,
+                             d, 1);
   return rc;
 }
 
@@ -78,10 +84,7 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
   float *dattn = scr + BT * d + BT * 3 * d;                      /* attention phase, as in the full pass */
   int rc = be->copy(ctx, icl_llama_rows(dyc, R, d, d), ICL_F32, icl_llama_rows((float *)dy, R, d, 2 * d), ICL_F32);
   if (!rc) rc = be->nn->rmsnorm_bwd(ctx, dxc, G_(m, s->p_norm), dyc, ws + L->hL, P_(m, s->p_norm), ws + L->rF, R, d, 0);
-  if (!rc) rc = mlp_bwd(ctx, m, be, ly, Y, L, dgu, dn, dact, dxc, R, ws);
-  if (!rc)
-    rc =
-        be->nn->rmsnorm_bwd(ctx, dxc, G_(m, ly->p[LP_LN2]), dn, Y + L->o_a, P_(m, ly->p[LP_LN2]), Y + L->o_r2, R, d, 1);
+  if (!rc) rc = mlp_bwd(ctx, m, be, ly, Y, L, dgu, dn, dact, dxc, dxc, R, ws);
   /* o projection: the attention output's x rows sit 2d apart */
   if (!rc)
     rc = be->gemm(ctx, 1, 0, d, d, R, 1.0f, dxc, d, 0, Y + L->o_attn, 2 * d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
@@ -120,10 +123,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
     float *Y = ws + L.layers + l * L.per_layer;
     if (!(L.trim && l == nl - 1)) { /* a trimmed last layer did its MLP and o projection above */
       /* MLP: h' = a + down(silu(gate) * up) */
-      rc = mlp_bwd(ctx, m, be, ly, Y, &L, dgu, dn, dact, dx, BT, ws);
-      if (!rc)
-        rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN2]), dn, Y + L.o_a, P_(m, ly->p[LP_LN2]), Y + L.o_r2, BT, d,
-                                 1);
+      rc = mlp_bwd(ctx, m, be, ly, Y, &L, dgu, dn, dact, dx, dx, BT, ws);
       /* attention: a = h + o_proj(attn); the fused attention takes the o
        * projection's backward along */
       if (!rc && !proj)

@@ -5,21 +5,11 @@
 #include <string.h>
 
 #include "nn_kernels.h"
+#include "rmsnorm_rows.h"
 #include "swiglu_rows.h"
 #include "vmath.h"
 
 #define PAR_ROWS 64
-
-static inline float sumsq8(const float *x, int64_t d) {
-  float acc[8] = {0};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int k = 0; k < 8; k++) acc[k] += x[j + k] * x[j + k];
-  float s = 0;
-  for (int k = 0; k < 8; k++) s += acc[k];
-  for (; j < d; j++) s += x[j] * x[j];
-  return s;
-}
 
 static inline float dot8(const float *a, const float *b, int64_t d) {
   float acc[8] = {0};
@@ -39,37 +29,21 @@ static int rmsnorm_fwd(icl_ctx *ctx, float *y, float *rstd, const float *x, cons
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * d;
     float *yr = y + r * d;
-    float rs = 1.0f / sqrtf(sumsq8(xr, d) / (float)d + eps);
+    float rs = 1.0f / sqrtf(icl_sumsq8(xr, d) / (float)d + eps);
     rstd[r] = rs;
     for (int64_t j = 0; j < d; j++) yr[j] = w[j] * (xr[j] * rs);
   }
   return ICL_OK;
 }
 
-/* dw is a reduction over rows: each thread sums its own rows into a private
- * row, then rows are added in thread order (deterministic for a fixed
- * thread count and partition). */
+/* The rows' input gradients in parallel, then dw as column sums over the
+ * rows in order (any thread count gives the same bits). */
 static int rmsnorm_bwd(icl_ctx *ctx, float *dx, float *dw, const float *dy, const float *x, const float *w,
                        const float *rstd, int64_t rows, int64_t d, int accumulate) {
   (void)ctx;
 #pragma omp parallel for if (rows >= PAR_ROWS) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
-    const float *xr = x + r * d, *dyr = dy + r * d;
-    float *dxr = dx + r * d;
-    float rs = rstd[r];
-    /* g = dy * w; dx = rs * (g - xhat * mean(g * xhat)) */
-    float gx = 0;
-    float acc[8] = {0};
-    int64_t j = 0;
-    for (; j + 8 <= d; j += 8)
-      for (int k = 0; k < 8; k++) acc[k] += dyr[j + k] * w[j + k] * xr[j + k];
-    for (int k = 0; k < 8; k++) gx += acc[k];
-    for (; j < d; j++) gx += dyr[j] * w[j] * xr[j];
-    float c = gx * rs * rs / (float)d;
-    for (j = 0; j < d; j++) {
-      float v = rs * (dyr[j] * w[j] - xr[j] * c);
-      dxr[j] = accumulate ? dxr[j] + v : v;
-    }
+    icl_rmsnorm_bwd_row(dx + r * d, dy + r * d, x + r * d, w, rstd[r], d, accumulate);
   }
   if (dw) {
     /* column sums, each column over the rows in order (the CUDA kernel keeps
@@ -93,12 +67,7 @@ static int add_rmsnorm_fwd(icl_ctx *ctx, float *a, float *y, float *rstd, const 
   (void)ctx;
 #pragma omp parallel for if (rows >= PAR_ROWS) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
-    float *ar = a + r * d, *yr = y + r * d;
-    const float *xr = x + r * d, *dr = delta + r * d;
-    for (int64_t j = 0; j < d; j++) ar[j] = xr[j] + dr[j];
-    float rs = 1.0f / sqrtf(sumsq8(ar, d) / (float)d + eps);
-    rstd[r] = rs;
-    for (int64_t j = 0; j < d; j++) yr[j] = w[j] * (ar[j] * rs);
+    rstd[r] = icl_add_rmsnorm_row(a + r * d, y + r * d, x + r * d, delta + r * d, w, d, eps);
   }
   return ICL_OK;
 }
@@ -124,7 +93,6 @@ static int bias_grad(icl_ctx *ctx, float *db, const float *dy, int64_t rows, int
     for (int64_t j = 0; j < d; j++) db[j] += dy[r * d + j];
   return ICL_OK;
 }
-
 
 static int silu_fwd(icl_ctx *ctx, float *y, const float *x, int64_t n) {
   (void)ctx;

@@ -41,4 +41,26 @@ static inline void icl_swiglu_row_bwd(float *dgu, const float *dh, const float *
   }
 }
 
+/* icl_swiglu_row_bwd that also gives the row's forward output h (the same
+ * bits as icl_swiglu_row_fwd): the fused CPU MLP's backward recomputes h
+ * from gu, which it reads anyway, rather than keep it from the forward */
+static inline void icl_swiglu_row_bwd_h(float *dgu, float *h, const float *dh, const float *gu, int64_t f) {
+  const float *g = gu, *u = gu + f;
+  float *dg = dgu, *du = dgu + f;
+  int64_t j = 0;
+  const icl_v8f one = icl_v8_set1(1.0f);
+  for (; j + 8 <= f; j += 8) {
+    icl_v8f gv = icl_v8_load(g + j), uv = icl_v8_load(u + j), dv = icl_v8_load(dh + j), s = icl_v8_sigmoid(gv);
+    icl_v8_store(h + j, gv * s * uv);
+    icl_v8_store(du + j, dv * gv * s);
+    icl_v8_store(dg + j, dv * uv * s * (one + gv * (one - s)));
+  }
+  for (; j < f; j++) {
+    float s = icl_sigmoidf(g[j]);
+    h[j] = g[j] * s * u[j];
+    du[j] = dh[j] * g[j] * s;
+    dg[j] = dh[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+  }
+}
+
 #endif

@@ -1,0 +1,47 @@
+/* RMSNorm on one row, shared by the CPU nn kernels (cpu_nn.c) and the fused
+ * CPU passes of the Llama block (cpu_llama_mlp.c), so both give the same
+ * bits. Per-row sums run over a fixed 8-lane order. */
+#ifndef ICL_RMSNORM_ROWS_H
+#define ICL_RMSNORM_ROWS_H
+
+#include <math.h>
+#include <stdint.h>
+
+static inline float icl_sumsq8(const float *x, int64_t d) {
+  float acc[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += x[j + k] * x[j + k];
+  float s = 0;
+  for (int k = 0; k < 8; k++) s += acc[k];
+  for (; j < d; j++) s += x[j] * x[j];
+  return s;
+}
+
+/* a = x + delta (a may alias x), y = w a / sqrt(mean(a^2) + eps); returns the rstd */
+static inline float icl_add_rmsnorm_row(float *a, float *y, const float *x, const float *delta, const float *w,
+                                        int64_t d, float eps) {
+  for (int64_t j = 0; j < d; j++) a[j] = x[j] + delta[j];
+  float rs = 1.0f / sqrtf(icl_sumsq8(a, d) / (float)d + eps);
+  for (int64_t j = 0; j < d; j++) y[j] = w[j] * (a[j] * rs);
+  return rs;
+}
+
+/* g = dy w; dx = rs (g - xhat mean(g xhat)), written (=) or added (+=) */
+static inline void icl_rmsnorm_bwd_row(float *dx, const float *dy, const float *x, const float *w, float rs, int64_t d,
+                                       int accumulate) {
+  float gx = 0;
+  float acc[8] = {0};
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += dy[j + k] * w[j + k] * x[j + k];
+  for (int k = 0; k < 8; k++) gx += acc[k];
+  for (; j < d; j++) gx += dy[j] * w[j] * x[j];
+  float c = gx * rs * rs / (float)d;
+  for (j = 0; j < d; j++) {
+    float v = rs * (dy[j] * w[j] - x[j] * c);
+    dx[j] = accumulate ? dx[j] + v : v;
+  }
+}
+
+#endif
