@@ -62,7 +62,7 @@ int icl_cpu_mlp_fused(int64_t d, int64_t F) {
 }
 
 void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const float *Wgu, const float *Wd, int64_t rows,
-                     int64_t d, int64_t F, const icl_mlp_resid *res) {
+                     int64_t d, int64_t F, const icl_add_norm *res) {
   const int64_t nchunk = (rows + RC - 1) / RC;
 #pragma omp parallel
   {
@@ -81,7 +81,7 @@ void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const fl
       icl_sgemm_avx2_packed(0, n, d, F, 1.0f, ac, F, pd, 16 * F, 0.0f, oc, d);
       for (int64_t r = r0; res && r < r0 + n; r++)
         res->rstd[r] =
-            icl_add_rmsnorm_row(res->h + r * d, res->n + r * d, res->a + r * d, oc + (r - r0) * d, res->w, d, res->eps);
+            icl_add_rmsnorm_row(res->a + r * d, res->y + r * d, res->x + r * d, oc + (r - r0) * d, res->w, d, res->eps);
     }
   }
 }
@@ -94,7 +94,7 @@ static int64_t first_chunk(int64_t p, int64_t nchunk) { return p * nchunk / ICL_
 
 void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd, float *part, const float *dy,
                      const float *gu, float *act, const float *xn, const float *Wgu, const float *Wd, int64_t rows,
-                     int64_t d, int64_t F, const icl_mlp_norm_bwd *nb) {
+                     int64_t d, int64_t F, const icl_norm_bwd *nb) {
   const int64_t nchunk = (rows + RC - 1) / RC, ngu = 2 * F * d, nd = F * d, np = ngu + nd + d;
 #pragma omp parallel
   {

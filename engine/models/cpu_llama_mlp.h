@@ -4,39 +4,23 @@
 
 #include <stdint.h>
 
+#include "nn/norm_ride.h"
+
 /* Whether the fused path takes an MLP of hidden d and intermediate F (both
  * weight matrices fit the AVX2 kernel's pack buffer); 0 without AVX2 or
  * with ICL_CPU_MLP=unfused. */
 int icl_cpu_mlp_fused(int64_t d, int64_t F);
-/* The residual add and the next RMSNorm after the MLP, done per chunk while
- * its output rows are in L1: h = a + out, n = w h / sqrt(mean(h^2) + eps)
- * (the same bits as the add_rmsnorm_fwd pass), rstd kept per row. */
-typedef struct icl_mlp_resid {
-  const float *a, *w;
-  float *h, *n, *rstd;
-  float eps;
-} icl_mlp_resid;
-
 /* gu = x Wgu^T ([rows, 2F], kept for backward), act = silu(g) u ([rows, F]
  * scratch: not kept, icl_cpu_mlp_bwd recomputes it from gu, so only that
  * backward follows this forward), out = act Wd^T ([rows, d]; scratch with
  * res, which then gets the residual add and norm); Wgu [2F, d], Wd [d, F]. */
 void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const float *Wgu, const float *Wd, int64_t rows,
-                     int64_t d, int64_t F, const struct icl_mlp_resid *res);
+                     int64_t d, int64_t F, const icl_add_norm *res);
 /* Partial weight-gradient sums per backward (each row chunk adds into one
  * of ICL_CPU_MLP_PARTS fixed partials; the partials are then added in
  * order): deterministic and independent of the thread count. */
 #define ICL_CPU_MLP_PARTS 8
 int64_t icl_cpu_mlp_partial_floats(int64_t d, int64_t F);
-/* The RMSNorm before the MLP, backward per chunk while the MLP input's
- * gradient rows are in L1: dres += its input gradient (the same bits as the
- * rmsnorm_bwd pass), dw += its weight gradient (summed in the partials). x:
- * the norm's input, rstd its saved per-row value. */
-typedef struct icl_mlp_norm_bwd {
-  float *dres, *dw;
-  const float *x, *w, *rstd;
-} icl_mlp_norm_bwd;
-
 /* From dy [rows, d] (the gradient of the MLP output): dact = dy Wd (scratch
  * [rows, F]), dgu = SwiGLU' ([rows, 2F], scratch), dx = dgu Wgu ([rows, d],
  * written; scratch with nb, which then gets the norm's backward), and the weight gradients gWd += dy^T act, gWgu +=
@@ -44,6 +28,6 @@ typedef struct icl_mlp_norm_bwd {
  * floats. */
 void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd, float *part, const float *dy,
                      const float *gu, float *act, const float *xn, const float *Wgu, const float *Wd, int64_t rows,
-                     int64_t d, int64_t F, const icl_mlp_norm_bwd *nb);
+                     int64_t d, int64_t F, const icl_norm_bwd *nb);
 
 #endif

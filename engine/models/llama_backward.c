@@ -48,7 +48,7 @@ static int mlp_bwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llam
                    int64_t rows, float *ws) {
   const int64_t d = m->hidden, F = llama_state(m)->F;
   if (L->mlp_part >= 0 && icl_cpu_mlp_fused(d, F)) {
-    const icl_mlp_norm_bwd nb = {dres, G_(m, ly->p[LP_LN2]), Y + L->o_a, P_(m, ly->p[LP_LN2]), Y + L->o_r2};
+    const icl_norm_bwd nb = {dres, G_(m, ly->p[LP_LN2]), Y + L->o_a, P_(m, ly->p[LP_LN2]), Y + L->o_r2};
     icl_cpu_mlp_bwd(dgu, dn, dact, G_(m, ly->p[LP_GATE]), G_(m, ly->p[LP_DOWN]), ws + L->mlp_part, dy, Y + L->o_gu,
                     Y + L->o_act, Y + L->o_n2, P_(m, ly->p[LP_GATE]), P_(m, ly->p[LP_DOWN]), rows, d, F, &nb);
     return ICL_OK;
@@ -132,10 +132,12 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
         rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
     }
     const int trimmed = L.trim && l == nl - 1; /* its o projection ran above, at the x rows */
-    const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), NULL, dx, Y + L.o_attn, G_(m, ly->p[LP_O])};
+    const icl_norm_bwd n1 = {dx, G_(m, ly->p[LP_LN1]), Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1};
+    const icl_attn_oproj o = {
+        trimmed ? NULL : P_(m, ly->p[LP_O]), NULL, dx, Y + L.o_attn, G_(m, ly->p[LP_O]), NULL, &n1};
     sh.qstep = trimmed ? 2 : 1; /* as the forward ran it */
     float *dS = bias_params ? Y + L.o_P : NULL;
-    if (!rc && proj) { /* dn (in scr) and the Wqkv gradient come out of the attention */
+    if (!rc && proj) { /* the Wqkv gradient and the norm's backward come out of the attention */
       rc = be->attn->bwd_proj(ctx, sh, scr, G_(m, ly->p[LP_Q]), ws + L.qkv_part, Y + L.o_n1, P_(m, ly->p[LP_Q]), dattn,
                               cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P, dS, &o, ws + L.attn_scratch,
                               L.nthreads);
@@ -149,7 +151,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
         rc = be->gemm(ctx, 0, 0, BT, d, 3 * d, 1.0f, dqkv, 3 * d, 0, P_(m, ly->p[LP_Q]), d, 0, 0.0f, scr, d, 0, 1);
     }
     if (!rc && bias_params) rc = bias_backward(ctx, m, be, l, B, T, dS, ws, &L);
-    if (!rc)
+    if (!rc && !proj) /* (the fused attention did it) */
       rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, ly->p[LP_LN1]), scr, Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1, BT, d,
                                1);
   }

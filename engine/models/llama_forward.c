@@ -83,7 +83,7 @@ static int layer_bias(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t
  * fused per row chunk on the CPU where it applies (cpu_llama_mlp.c, same
  * bits; out is scratch then) */
 static int mlp_fwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llama_layer *ly, float *gu, float *act,
-                   float *out, const float *x, int64_t rows, const icl_mlp_resid *res) {
+                   float *out, const float *x, int64_t rows, const icl_add_norm *res) {
   const int64_t d = m->hidden, F = llama_state(m)->F;
   if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) {
     icl_cpu_mlp_fwd(gu, act, out, x, P_(m, ly->p[LP_GATE]), P_(m, ly->p[LP_DOWN]), rows, d, F, res);
@@ -92,7 +92,7 @@ static int mlp_fwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llam
   int rc = be->gemm(ctx, 0, 1, rows, 2 * F, d, 1.0f, x, d, 0, P_(m, ly->p[LP_GATE]), d, 0, 0.0f, gu, 2 * F, 0, 1);
   if (!rc) rc = be->nn->swiglu_fwd(ctx, act, gu, rows, F);
   if (!rc) rc = be->gemm(ctx, 0, 1, rows, d, F, 1.0f, act, F, 0, P_(m, ly->p[LP_DOWN]), F, 0, 0.0f, out, d, 0, 1);
-  if (!rc && res) rc = be->nn->add_rmsnorm_fwd(ctx, res->h, res->n, res->rstd, res->a, out, res->w, rows, d, res->eps);
+  if (!rc && res) rc = be->nn->add_rmsnorm_fwd(ctx, res->a, res->y, res->rstd, res->x, out, res->w, rows, d, res->eps);
   return rc;
 }
 
@@ -113,7 +113,7 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
   if (!rc)
     rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, hc, delta, P_(m, ly->p[LP_LN2]), R, d, eps);
   /* then the final norm into hc (free again), then to y's even rows */
-  const icl_mlp_resid fin = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, hc, ws + L->rF, eps};
+  const icl_add_norm fin = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, hc, ws + L->rF, eps};
   if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, R, &fin);
   if (!rc) rc = be->copy(ctx, icl_llama_rows(y, R, d, 2 * d), ICL_F32, icl_llama_rows(hc, R, d, d), ICL_F32);
   return rc;
@@ -145,7 +145,8 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     const icl_attn_capture *cap = s->n_capture ? &ly->cap : NULL;
     /* the o projection rides along the fused attention (not for a trimmed
      * layer: it takes the x rows only) */
-    const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), delta, NULL, NULL, NULL};
+    const icl_add_norm n2 = {Y + L->o_h, P_(m, ly->p[LP_LN2]), Y + L->o_a, Y + L->o_n2, Y + L->o_r2, eps};
+    const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), delta, NULL, NULL, NULL, &n2, NULL};
     if (!rc && proj)
       rc = be->attn->fwd_proj(ctx, sh, Y + L->o_attn, Y + L->o_n1, P_(m, ly->p[LP_Q]), cs, sn, bias, scale, Y + L->o_q,
                               Y + L->o_k, Y + L->o_v, Y + L->o_P, cap, &o, ws + L->attn_scratch, L->nthreads);
@@ -158,14 +159,14 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     }
     if (!rc && !proj)
       rc = be->gemm(ctx, 0, 1, BT, d, d, 1.0f, Y + L->o_attn, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
-    if (!rc)
+    if (!rc && !proj) /* (the fused attention did it) */
       rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta, P_(m, ly->p[LP_LN2]),
                                    BT, d, eps);
     /* the residual and the next norm (or the final one) ride along */
     float *N = Y + L->per_layer;
-    icl_mlp_resid res = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, y, ws + L->rF, eps};
+    icl_add_norm res = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, y, ws + L->rF, eps};
     if (l + 1 < nl)
-      res = (icl_mlp_resid){Y + L->o_a, P_(m, s->layer[l + 1].p[LP_LN1]), N + L->o_h, N + L->o_n1, N + L->o_r1, eps};
+      res = (icl_add_norm){Y + L->o_a, P_(m, s->layer[l + 1].p[LP_LN1]), N + L->o_h, N + L->o_n1, N + L->o_r1, eps};
     if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, BT, &res);
   }
   return rc;

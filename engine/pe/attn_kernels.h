@@ -16,6 +16,7 @@
 #define ICL_ATTN_KERNELS_H
 
 #include "core/context.h"
+#include "nn/norm_ride.h"
 
 typedef struct icl_attn_shape {
   int64_t B, T, H, hd;
@@ -32,13 +33,20 @@ typedef struct icl_attn_capture {
   int row;    /* -1: every query row; else only this (0-based) query row */
 } icl_attn_capture;
 
-/* The o projection riding along the projection-fused passes (below). */
+/* What rides along the projection-fused passes (below): the o projection
+ * and the RMSNorms on either side of the attention. */
 typedef struct icl_attn_oproj {
   const float *Wo;   /* [H*hd, H*hd] */
   float *delta;      /* forward: out Wo^T, [B*T, H*hd] */
   const float *dres; /* backward: the gradient of delta */
   const float *attn; /* backward: the forward's out */
   float *dWo;        /* backward: += dres^T attn */
+  /* forward, with Wo: the residual add of delta and the norm after it
+   * (delta is then scratch); NULL: none */
+  const icl_add_norm *norm;
+  /* backward: the norm before the attention, from dx (which is then
+   * scratch); NULL: none */
+  const icl_norm_bwd *nbwd;
 } icl_attn_oproj;
 
 typedef struct icl_attn_kernels {
@@ -92,8 +100,8 @@ typedef struct icl_attn_kernels {
 } icl_attn_kernels;
 
 #define ICL_ATTN_PROJ_PARTS 8
-/* partial weight gradients of Wqkv and Wo, for hidden size D = H hd */
-static inline int64_t icl_attn_proj_part_floats(int64_t D) { return ICL_ATTN_PROJ_PARTS * 4 * D * D; }
+/* partial weight gradients of Wqkv, Wo and the norm's weight, for hidden size D = H hd */
+static inline int64_t icl_attn_proj_part_floats(int64_t D) { return ICL_ATTN_PROJ_PARTS * (4 * D * D + D); }
 
 extern const icl_attn_kernels icl_cpu_attn_kernels;
 #ifdef ICL_HAVE_CUDA

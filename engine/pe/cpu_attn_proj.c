@@ -31,6 +31,7 @@
 #include "attn_kernels.h"
 #include "cpu/cpu_sgemm_avx2.h"
 #include "cpu_attn_internal.h"
+#include "nn/rmsnorm_rows.h"
 
 static int64_t r16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
@@ -69,7 +70,12 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
       icl_sgemm_avx2_packed(0, T, 3 * D, D, 1.0f, x + b * T * D, D, pw, 16 * D, 0.0f, qkv_b, 3 * D);
       for (int64_t h = 0; h < H; h++)
         icl_cpu_attn_fwd_tile(s, b, h, out_b, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
-      if (with_o) icl_sgemm_avx2_packed(0, T, D, D, 1.0f, out_b, D, po, 16 * D, 0.0f, o->delta + b * T * D, D);
+      if (!with_o) continue;
+      const icl_add_norm *nm = o->norm;
+      float *del = nm ? sc + tile + r16(T * 3 * D) : o->delta + b * T * D;
+      icl_sgemm_avx2_packed(0, T, D, D, 1.0f, out_b, D, po, 16 * D, 0.0f, del, D);
+      for (int64_t t = 0, r = b * T; nm && t < T; t++, r++)
+        nm->rstd[r] = icl_add_rmsnorm_row(nm->a + r * D, nm->y + r * D, nm->x + r * D, del + t * D, nm->w, D, nm->eps);
     }
   }
   return ICL_OK;
@@ -83,9 +89,10 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
                           const float *q, const float *k, const float *v, float *P, float *dS, const icl_attn_oproj *o,
                           float *scratch, int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D, np = nq + no;
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D, np = nq + no + D;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
   const int with_o = o && o->Wo;
+  const icl_norm_bwd *nb = o ? o->nbwd : NULL;
 #pragma omp parallel num_threads(nthreads)
   {
     float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile, *dout_b = dqkv_b + r16(T * 3 * D);
@@ -98,7 +105,7 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
     for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) {
       /* this partial's gradients of Wqkv [3D, D] and Wo [D, D]: the narrow
        * operands' rows (x, attn) packed, the gradients read in place */
-      float *Pq = part + p * np, *Po = Pq + nq;
+      float *Pq = part + p * np, *Po = Pq + nq, *Pw = Po + no;
       if (first_b(p, B) == first_b(p + 1, B)) memset(Pq, 0, sizeof(float) * (size_t)np);
       for (int64_t b = first_b(p, B); b < first_b(p + 1, B); b++) {
         const float beta = b == first_b(p, B) ? 0.0f : 1.0f;
@@ -111,19 +118,30 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
         }
         for (int64_t h = 0; h < H; h++)
           icl_cpu_attn_bwd_tile(s, b, h, dqkv_b, db, cos_t, sin_t, scale, q, k, v, P, dS, sc);
-        icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dx + b * T * D, D);
+        /* dx_b: with the norm, scratch (dout_b's rows: the tiles are done with them) */
+        float *dxb = nb ? dout_b : dx + b * T * D;
+        icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dxb, D);
         icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, beta, Pq, D);
+        if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)D);
+        for (int64_t t = 0, r = b * T; nb && t < T; t++, r++) {
+          const float *dr = dxb + t * D, *xr = nb->x + r * D, rs = nb->rstd[r];
+          icl_rmsnorm_bwd_row(nb->dres + r * D, dr, xr, nb->w, rs, D, 1);
+          for (int64_t j = 0; j < D; j++) Pw[j] += dr[j] * (xr[j] * rs);
+        }
       }
     }
     /* the weight gradients: partials added in order */
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < (with_o ? np : nq); i++) {
+    for (int64_t i = 0; i < np; i++) {
+      if ((i >= nq && i < nq + no && !with_o) || (i >= nq + no && !nb)) continue;
       float acc = 0;
       for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) acc += part[p * np + i];
       if (i < nq)
         dWqkv[i] += acc;
-      else
+      else if (i < nq + no)
         o->dWo[i - nq] += acc;
+      else
+        nb->dw[i - nq - no] += acc;
     }
   }
   return ICL_OK;

@@ -342,7 +342,7 @@ static void test_attn_proj_same_bits(void) {
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
   randn(xs, B * N * D, 61);
   randn(ys, B * N, 62);
-  const char *const rounded[] = {".q_proj.", ".k_proj.", ".v_proj.", ".o_proj.", NULL};
+  const char *const rounded[] = {".q_proj.", ".k_proj.", ".v_proj.", ".o_proj.", ".input_layernorm.", NULL};
   for (int ci = 0; ci < NCASES; ci++) {
     icl_ctx *ctx = icl_t_ctx();
     char lab[96];
