@@ -81,8 +81,13 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
   return ICL_OK;
 }
 
-/* batch elements [first(p), first(p + 1)) feed partial p: fixed by B alone */
-static int64_t first_b(int64_t p, int64_t B) { return p * B / ICL_ATTN_PROJ_PARTS; }
+/* batch elements [first(p), first(p + 1)) feed partial p: fixed by B alone
+ * (thread-count independent); the partials shrink (about 15, 13, ..., 1
+ * sixty-fourths of B) so that the last ones handed out are short */
+static int64_t first_b(int64_t p, int64_t B) {
+  const int64_t P = ICL_ATTN_PROJ_PARTS, rest = P - p;
+  return B - B * rest * rest / (P * P);
+}
 
 int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqkv, float *part, const float *x,
                           const float *Wqkv, const float *dout, const float *cos_t, const float *sin_t, float scale,
