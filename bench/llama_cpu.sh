@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 BUILD=${ICL_BUILD_DIR:-build}
 export LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;;" LUA_CPATH="$PWD/$BUILD/lua/?.so;;"
 export ICL_NUM_THREADS=2 OMP_NUM_THREADS=2
-STD_PES=${STD_PES:-"nope rope alibi fire dynamic-yarn yarn linear dynamic"}
-TOY_PES=${TOY_PES:-"nope rope alibi fire dynamic-yarn yarn linear dynamic"}
+# unset: every encoding; set but empty (STD_PES=""): none of that size
+STD_PES=${STD_PES-"nope rope alibi fire dynamic-yarn yarn linear dynamic"}
+TOY_PES=${TOY_PES-"nope rope alibi fire dynamic-yarn yarn linear dynamic"}
 STD_STEPS=${STD_STEPS:-3}
 TOY_STEPS=${TOY_STEPS:-15}
 TOY_ROUNDS=${TOY_ROUNDS:-3}

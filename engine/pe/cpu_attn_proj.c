@@ -1,5 +1,5 @@
-/* CPU attention with the q/k/v (and o) projections fused in, for training at small
- * hidden sizes. One batch element at a time per thread: its T rows of the
+/* CPU attention with the q/k/v (and o) projections fused in, for training at
+ * small hidden sizes. One batch element at a time per thread: its T rows of the
  * fused projection ([T, 3 H hd], 78 KB at hidden 64 and 102 tokens) are
  * computed into the thread's scratch and gathered into the heads' tiles
  * while in L2, instead of a [B T, 3 H hd] pass (5 MB) written to memory
@@ -10,7 +10,11 @@
  * fused MLP does) instead of a long-K product through OpenBLAS. The o
  * projection can ride along: its product per batch element right after the
  * tiles, and in the backward the output gradient from the o projection's
- * (and Wo's gradient, in partials) right before them.
+ * (and Wo's gradient, in partials) right before them. So can the RMSNorms
+ * on either side (nn/norm_ride.h): after the o projection the residual add
+ * and the post-attention norm, and at the end of the backward the input
+ * norm's backward from the batch element's input gradient, which then stays
+ * in the scratch (its weight gradient in the partials).
  *
  * Same bits as the unfused passes for everything but the weight gradients:
  * the AVX2 GEMM computes a row the same way whatever rows surround it, and

@@ -309,9 +309,10 @@ static void check_path_same_bits(icl_ctx *ctx, icl_model *m, const char *lab, co
   }
 }
 
-/* The fused CPU MLP (cpu_llama_mlp.c) against the unfused passes: the same
- * bits in the loss, the training predictions and every gradient but the
- * MLP weights' (summed in row-chunk partials), those within rounding. */
+/* The fused CPU MLP (cpu_llama_mlp.c, with the norms riding along) against
+ * the unfused passes: the same bits in the loss, the training predictions
+ * and every gradient but the MLP weights' and the post-attention norm's
+ * (summed in row-chunk partials), those within rounding. */
 static void test_fused_mlp_same_bits(void) {
   const int64_t B = 3, N = 40, D = 3; /* 240 rows: several chunks and a ragged one */
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
@@ -331,11 +332,11 @@ static void test_fused_mlp_same_bits(void) {
   free(ys);
 }
 
-/* The CPU attention with the qkv and o projections fused in
- * (pe/cpu_attn_proj.c) against the projections as their own GEMMs: the same
- * bits in the loss, the training predictions and every gradient but those
- * of Wqkv and Wo (summed over batch elements in fixed partials), those
- * within rounding. B = 9 spreads batch elements unevenly over the 8
+/* The CPU attention with the qkv and o projections (and the norms on either
+ * side) fused in (pe/cpu_attn_proj.c) against the projections as their own
+ * GEMMs: the same bits in the loss, the training predictions and every
+ * gradient but those of Wqkv, Wo and the input norm (summed over batch
+ * elements in fixed partials), those within rounding. B = 9 spreads batch elements unevenly over the 8
  * partials; every encoding, the last layer trimmed (qstep 2) as in training. */
 static void test_attn_proj_same_bits(void) {
   const int64_t B = 9, N = 12, D = 3;
