@@ -11,17 +11,6 @@
 
 #define PAR_ROWS 64
 
-static inline float dot8(const float *a, const float *b, int64_t d) {
-  float acc[8] = {0};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int k = 0; k < 8; k++) acc[k] += a[j + k] * b[j + k];
-  float s = 0;
-  for (int k = 0; k < 8; k++) s += acc[k];
-  for (; j < d; j++) s += a[j] * b[j];
-  return s;
-}
-
 static int rmsnorm_fwd(icl_ctx *ctx, float *y, float *rstd, const float *x, const float *w, int64_t rows, int64_t d,
                        float eps) {
   (void)ctx;
