@@ -163,10 +163,11 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
       rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta, P_(m, ly->p[LP_LN2]),
                                    BT, d, eps);
     /* the residual and the next norm (or the final one) ride along */
-    float *N = Y + L->per_layer;
     icl_add_norm res = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, y, ws + L->rF, eps};
-    if (l + 1 < nl)
+    if (l + 1 < nl) {
+      float *N = Y + L->per_layer; /* the next layer's block */
       res = (icl_add_norm){Y + L->o_a, P_(m, s->layer[l + 1].p[LP_LN1]), N + L->o_h, N + L->o_n1, N + L->o_r1, eps};
+    }
     if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, BT, &res);
   }
   return rc;
