@@ -97,9 +97,7 @@ void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const fl
       icl_sgemm_avx2_packed(0, n, 2 * F, d, 1.0f, x + r0 * d, d, pg, 16 * d, 0.0f, gu + r0 * 2 * F, 2 * F);
       for (int64_t r = 0; r < n; r++) icl_swiglu_row_fwd(ac + r * F, gu + (r0 + r) * 2 * F, F);
       icl_sgemm_avx2_packed(0, n, d, F, 1.0f, ac, F, pd, 16 * F, 0.0f, oc, d);
-      for (int64_t r = r0; res && r < r0 + n; r++)
-        res->rstd[r] =
-            icl_add_rmsnorm_row(res->a + r * d, res->y + r * d, res->x + r * d, oc + (r - r0) * d, res->w, d, res->eps);
+      for (int64_t r = r0; res && r < r0 + n; r++) icl_add_norm_row(res, r, oc + (r - r0) * d, d);
     }
   }
 }
@@ -150,11 +148,7 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
         float *dxc = dx + (nb ? s0 : r0) * d;
         icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgc, G.ld, pg, 32 * F, 0.0f, dxc, d);
         if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)d);
-        for (int64_t r = 0; nb && r < n; r++) {
-          const float *dr = dxc + r * d, *xr = nb->x + (r0 + r) * d, rs = nb->rstd[r0 + r];
-          icl_rmsnorm_bwd_row(nb->dres + (r0 + r) * d, dr, xr, nb->w, rs, d, 1);
-          for (int64_t j = 0; j < d; j++) Pw[j] += dr[j] * (xr[j] * rs);
-        }
+        for (int64_t r = 0; nb && r < n; r++) icl_norm_bwd_row(nb, r0 + r, dxc + r * d, Pw, d);
       }
     }
     /* the weight gradients: partials added in order */

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "norm_ride.h"
+
 static inline float icl_sumsq8(const float *x, int64_t d) {
   float acc[8] = {0};
   int64_t j = 0;
@@ -42,6 +44,19 @@ static inline void icl_rmsnorm_bwd_row(float *dx, const float *dy, const float *
     float v = rs * (dy[j] * w[j] - x[j] * c);
     dx[j] = accumulate ? dx[j] + v : v;
   }
+}
+
+/* Row r of a norm riding along a fused pass (norm_ride.h), forward: from the pass's output row delta */
+static inline void icl_add_norm_row(const icl_add_norm *nm, int64_t r, const float *delta, int64_t d) {
+  nm->rstd[r] = icl_add_rmsnorm_row(nm->a + r * d, nm->y + r * d, nm->x + r * d, delta, nm->w, d, nm->eps);
+}
+
+/* ... and backward: from dy (the row's output gradient), dres[r] += the input gradient, dwp += the
+ * row's weight gradient (dwp: the pass's partial) */
+static inline void icl_norm_bwd_row(const icl_norm_bwd *nb, int64_t r, const float *dy, float *dwp, int64_t d) {
+  const float *x = nb->x + r * d, rs = nb->rstd[r];
+  icl_rmsnorm_bwd_row(nb->dres + r * d, dy, x, nb->w, rs, d, 1);
+  for (int64_t j = 0; j < d; j++) dwp[j] += dy[j] * (x[j] * rs);
 }
 
 #endif

@@ -78,8 +78,7 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
       const icl_add_norm *nm = o->norm;
       float *del = nm ? sc + tile + r16(T * 3 * D) : o->delta + b * T * D;
       icl_sgemm_avx2_packed(0, T, D, D, 1.0f, out_b, D, po, 16 * D, 0.0f, del, D);
-      for (int64_t t = 0, r = b * T; nm && t < T; t++, r++)
-        nm->rstd[r] = icl_add_rmsnorm_row(nm->a + r * D, nm->y + r * D, nm->x + r * D, del + t * D, nm->w, D, nm->eps);
+      for (int64_t t = 0; nm && t < T; t++) icl_add_norm_row(nm, b * T + t, del + t * D, D);
     }
   }
   return ICL_OK;
@@ -132,11 +131,7 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
         icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dxb, D);
         icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, beta, Pq, D);
         if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)D);
-        for (int64_t t = 0, r = b * T; nb && t < T; t++, r++) {
-          const float *dr = dxb + t * D, *xr = nb->x + r * D, rs = nb->rstd[r];
-          icl_rmsnorm_bwd_row(nb->dres + r * D, dr, xr, nb->w, rs, D, 1);
-          for (int64_t j = 0; j < D; j++) Pw[j] += dr[j] * (xr[j] * rs);
-        }
+        for (int64_t t = 0; nb && t < T; t++) icl_norm_bwd_row(nb, b * T + t, dxb + t * D, Pw, D);
       }
     }
     /* the weight gradients: partials added in order */
