@@ -9,7 +9,7 @@
  * sums per chunk into 8 fixed partials (within rounding). Chunks (forward) and partials (backward) go to threads
  * dynamically: which thread takes one changes no bit, and a core slowed by a
  * neighbour then holds the other up less. A chunk's SwiGLU output and
- * gradients stay in a per-thread slot (slot_row); the backward recomputes
+ * gradients stay in a per-thread slot (rows_of); the backward recomputes
  * the SwiGLU output from gu, which it reads anyway (same bits), rather than
  * keep [B T, F] from the forward; the residual add and norm after the MLP
  * and the norm's backward before it run per chunk too (icl_add_norm,
@@ -51,16 +51,15 @@ static int64_t n_threads(void) {
 #endif
 }
 
-/* Where a chunk starting at row r0 keeps its SwiGLU output and gradients,
- * which feed nothing after the chunk: with room for one chunk per thread at
- * the buffers' heads, in the thread's slot there (in L2 when the next chunk
- * comes) instead of rows streamed out to memory; else at its own rows. */
-static int64_t slot_row(int64_t rows, int64_t r0) { return n_threads() * RC <= rows ? thread_id() * RC : r0; }
-
-/* Where the backward keeps a chunk's rows of width w (F or 2F): in the thread's slot, 16 floats apart
- * more than w, so that the weight-gradient products walking them down (A transposed: rows 1 or 2 KB
- * apart at F = 256) do not map a block's K steps onto a few L1 sets (measured: that product 60 -> 66
- * GFLOP/s alone, the single-threaded toy step about 3% faster); else at the chunk's own rows. */
+/* Where a chunk starting at row r0 keeps rows of width w that feed nothing
+ * after the chunk (SwiGLU output and gradients, the MLP output or input
+ * gradient a riding norm consumes): with room for one chunk per thread at
+ * the buffer's head, in the thread's slot there (in L2 when the next chunk
+ * comes, instead of rows streamed out to memory), 16 floats apart more than
+ * w, so that the weight-gradient products walking them down (A transposed:
+ * rows 1 or 2 KB apart at F = 256) do not map a block's K steps onto a few
+ * L1 sets (measured: that product 60 -> 66 GFLOP/s alone, the
+ * single-threaded toy step about 3% faster); else at the chunk's own rows. */
 typedef struct chunk_rows {
   float *p;
   int64_t ld;
@@ -92,12 +91,12 @@ void icl_cpu_mlp_fwd(float *gu, float *act, float *out, const float *x, const fl
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunk; c++) {
       const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
-      const int64_t s0 = slot_row(rows, r0);
-      float *ac = act + s0 * F, *oc = out + (res ? s0 : r0) * d; /* the backward recomputes act */
+      const chunk_rows A = rows_of(act, rows, r0, F); /* the backward recomputes act */
+      const chunk_rows O = res ? rows_of(out, rows, r0, d) : (chunk_rows){out + r0 * d, d};
       icl_sgemm_avx2_packed(0, n, 2 * F, d, 1.0f, x + r0 * d, d, pg, 16 * d, 0.0f, gu + r0 * 2 * F, 2 * F);
-      for (int64_t r = 0; r < n; r++) icl_swiglu_row_fwd(ac + r * F, gu + (r0 + r) * 2 * F, F);
-      icl_sgemm_avx2_packed(0, n, d, F, 1.0f, ac, F, pd, 16 * F, 0.0f, oc, d);
-      for (int64_t r = r0; res && r < r0 + n; r++) icl_add_norm_row(res, r, oc + (r - r0) * d, d);
+      for (int64_t r = 0; r < n; r++) icl_swiglu_row_fwd(A.p + r * A.ld, gu + (r0 + r) * 2 * F, F);
+      icl_sgemm_avx2_packed(0, n, d, F, 1.0f, A.p, A.ld, pd, 16 * F, 0.0f, O.p, O.ld);
+      for (int64_t r = 0; res && r < n; r++) icl_add_norm_row(res, r0 + r, O.p + r * O.ld, d);
     }
   }
 }
@@ -136,7 +135,6 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
         const int64_t r0 = c * RC, n = rows - r0 < RC ? rows - r0 : RC;
         const float beta = c == first_chunk(p, nchunk) ? 0.0f : 1.0f;
         const float *dyc = dy + r0 * d;
-        const int64_t s0 = slot_row(rows, r0);
         const chunk_rows G = rows_of(dgu, rows, r0, 2 * F), Da = rows_of(dact, rows, r0, F),
                          A = rows_of(act, rows, r0, F);
         float *dgc = G.p, *dac = Da.p, *ac = A.p;
@@ -145,10 +143,10 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
           icl_swiglu_row_bwd_h(dgc + r * G.ld, ac + r * A.ld, dac + r * Da.ld, gu + (r0 + r) * 2 * F, F);
         icl_sgemm_avx2(1, 0, F, d, n, 1.0f, ac, A.ld, dyc, d, beta, Pd, d);
         icl_sgemm_avx2(1, 0, 2 * F, d, n, 1.0f, dgc, G.ld, xn + r0 * d, d, beta, Pgu, d);
-        float *dxc = dx + (nb ? s0 : r0) * d;
-        icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgc, G.ld, pg, 32 * F, 0.0f, dxc, d);
+        const chunk_rows X = nb ? rows_of(dx, rows, r0, d) : (chunk_rows){dx + r0 * d, d};
+        icl_sgemm_avx2_packed(0, n, d, 2 * F, 1.0f, dgc, G.ld, pg, 32 * F, 0.0f, X.p, X.ld);
         if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)d);
-        for (int64_t r = 0; nb && r < n; r++) icl_norm_bwd_row(nb, r0 + r, dxc + r * d, Pw, d);
+        for (int64_t r = 0; nb && r < n; r++) icl_norm_bwd_row(nb, r0 + r, X.p + r * X.ld, Pw, d);
       }
     }
     /* the weight gradients: partials added in order */
