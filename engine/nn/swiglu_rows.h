@@ -6,6 +6,7 @@
 #define ICL_SWIGLU_ROWS_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmath.h"
@@ -23,27 +24,10 @@ static inline void icl_swiglu_row_fwd(float *h, const float *gu, int64_t f) {
   for (; j < f; j++) h[j] = g[j] * icl_sigmoidf(g[j]) * u[j];
 }
 
-/* dgu from dh: du = dh silu(g), dg = dh u s (1 + g (1 - s)) */
-static inline void icl_swiglu_row_bwd(float *dgu, const float *dh, const float *gu, int64_t f) {
-  const float *g = gu, *u = gu + f;
-  float *dg = dgu, *du = dgu + f;
-  int64_t j = 0;
-  const icl_v8f one = icl_v8_set1(1.0f);
-  for (; j + 8 <= f; j += 8) {
-    icl_v8f gv = icl_v8_load(g + j), dv = icl_v8_load(dh + j), s = icl_v8_sigmoid(gv);
-    icl_v8_store(du + j, dv * gv * s);
-    icl_v8_store(dg + j, dv * icl_v8_load(u + j) * s * (one + gv * (one - s)));
-  }
-  for (; j < f; j++) {
-    float s = icl_sigmoidf(g[j]);
-    du[j] = dh[j] * g[j] * s;
-    dg[j] = dh[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
-  }
-}
-
-/* icl_swiglu_row_bwd that also gives the row's forward output h (the same
- * bits as icl_swiglu_row_fwd): the fused CPU MLP's backward recomputes h
- * from gu, which it reads anyway, rather than keep it from the forward */
+/* dgu from dh: du = dh silu(g), dg = dh u s (1 + g (1 - s)); with h (not
+ * NULL) also the row's forward output h (the same bits as
+ * icl_swiglu_row_fwd): the fused CPU MLP's backward recomputes h from gu,
+ * which it reads anyway, rather than keep it from the forward */
 static inline void icl_swiglu_row_bwd_h(float *dgu, float *h, const float *dh, const float *gu, int64_t f) {
   const float *g = gu, *u = gu + f;
   float *dg = dgu, *du = dgu + f;
@@ -51,16 +35,20 @@ static inline void icl_swiglu_row_bwd_h(float *dgu, float *h, const float *dh, c
   const icl_v8f one = icl_v8_set1(1.0f);
   for (; j + 8 <= f; j += 8) {
     icl_v8f gv = icl_v8_load(g + j), uv = icl_v8_load(u + j), dv = icl_v8_load(dh + j), s = icl_v8_sigmoid(gv);
-    icl_v8_store(h + j, gv * s * uv);
+    if (h) icl_v8_store(h + j, gv * s * uv);
     icl_v8_store(du + j, dv * gv * s);
     icl_v8_store(dg + j, dv * uv * s * (one + gv * (one - s)));
   }
   for (; j < f; j++) {
     float s = icl_sigmoidf(g[j]);
-    h[j] = g[j] * s * u[j];
+    if (h) h[j] = g[j] * s * u[j];
     du[j] = dh[j] * g[j] * s;
     dg[j] = dh[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
   }
+}
+
+static inline void icl_swiglu_row_bwd(float *dgu, const float *dh, const float *gu, int64_t f) {
+  icl_swiglu_row_bwd_h(dgu, NULL, dh, gu, f);
 }
 
 #endif
