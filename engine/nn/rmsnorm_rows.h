@@ -1,6 +1,6 @@
 /* RMSNorm on one row, shared by the CPU nn kernels (cpu_nn.c) and the fused
- * CPU passes of the Llama block (cpu_llama_mlp.c), so both give the same
- * bits. Per-row sums run over a fixed 8-lane order. */
+ * CPU passes of the Llama block (cpu_llama_mlp.c, pe/cpu_attn_proj.c), so
+ * all give the same bits. Per-row sums run over a fixed 8-lane order. */
 #ifndef ICL_RMSNORM_ROWS_H
 #define ICL_RMSNORM_ROWS_H
 

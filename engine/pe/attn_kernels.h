@@ -42,7 +42,8 @@ typedef struct icl_attn_oproj {
   const float *attn; /* backward: the forward's out */
   float *dWo;        /* backward: += dres^T attn */
   /* forward, with Wo: the residual add of delta and the norm after it
-   * (delta is then scratch); NULL: none */
+   * (delta then stays in the kernel's scratch, and the delta buffer is not
+   * written); NULL: none */
   const icl_add_norm *norm;
   /* backward: the norm before the attention, from dx (which is then
    * scratch); NULL: none */
