@@ -70,6 +70,10 @@ static chunk_rows rows_of(float *buf, int64_t rows, int64_t r0, int64_t w) {
   return (chunk_rows){buf + r0 * w, w};
 }
 
+static void prefetch_row(const float *row, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(row + i, 0, 3);
+}
+
 int icl_cpu_mlp_fused(int64_t d, int64_t F) {
   const char *e = getenv("ICL_CPU_MLP"); /* read per call (twice a layer): tests switch it */
   if (!icl_sgemm_avx2_available() || (e && strcmp(e, "unfused") == 0)) return 0;
@@ -139,8 +143,15 @@ void icl_cpu_mlp_bwd(float *dgu, float *dx, float *dact, float *gWgu, float *gWd
                          A = rows_of(act, rows, r0, F);
         float *dgc = G.p, *dac = Da.p, *ac = A.p;
         icl_sgemm_avx2_packed(0, n, F, d, 1.0f, dyc, d, pd, 16 * d, 0.0f, dac, Da.ld);
-        for (int64_t r = 0; r < n; r++)
+        /* gu comes back from memory: the next chunk of this partial is
+         * fetched a row at a time, spread over this chunk's SwiGLU rows, so
+         * it is in cache when its turn comes (the loads of gu otherwise
+         * stall about half of this loop's time) */
+        const int64_t rn = c + 1 < first_chunk(p + 1, nchunk) ? rows - r0 - RC : 0;
+        for (int64_t r = 0; r < n; r++) {
+          if (r < rn) prefetch_row(gu + (r0 + RC + r) * 2 * F, 2 * F);
           icl_swiglu_row_bwd_h(dgc + r * G.ld, ac + r * A.ld, dac + r * Da.ld, gu + (r0 + r) * 2 * F, F);
+        }
         icl_sgemm_avx2(1, 0, F, d, n, 1.0f, ac, A.ld, dyc, d, beta, Pd, d);
         icl_sgemm_avx2(1, 0, 2 * F, d, n, 1.0f, dgc, G.ld, xn + r0 * d, d, beta, Pgu, d);
         const chunk_rows X = nb ? rows_of(dx, rows, r0, d) : (chunk_rows){dx + r0 * d, d};

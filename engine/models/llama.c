@@ -141,7 +141,7 @@ void icl_llama_layout(const icl_model *m, int64_t B, int64_t T, int train, llama
     if (L->trim) TAKE(xc, BT * d);
     L->mlp_part = L->qkv_part = -1;
     if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) TAKE(mlp_part, icl_cpu_mlp_partial_floats(d, F));
-    if (icl_llama_attn_proj(m, B)) TAKE(qkv_part, icl_attn_proj_part_floats(d));
+    if (icl_llama_attn_proj(m, B)) TAKE(qkv_part, icl_attn_proj_part_floats(d, L->G >= 0 ? H * T * T : 0));
     /* forward: qkv 3d + delta d; backward: dgu 2F + dact F + dn d, or dn + dqkv 3d + dattn d */
     int64_t need = 4 * d;
     if (3 * F + d > need) need = 3 * F + d;

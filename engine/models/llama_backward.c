@@ -13,6 +13,8 @@
 static float *P_(const icl_model *m, int idx) { return icl_params_data(&m->params, idx); }
 static float *G_(const icl_model *m, int idx) { return icl_params_grad(&m->params, idx); }
 
+/* The bias encoding's parameters from the logit gradient: dS [B, H, T, T]
+ * summed over the batch first, or (dS NULL) that sum already in G. */
 static int bias_backward(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t l, int64_t B, int64_t T,
                          const float *dS, float *ws, const llama_layout *L) {
   icl_llama *s = llama_state(m);
@@ -20,7 +22,7 @@ static int bias_backward(icl_ctx *ctx, icl_model *m, const icl_backend *be, int6
   const llama_layer *ly = &s->layer[l];
   const int64_t H = s->cfg.heads;
   float *G = ws + L->G;
-  int rc = be->attn->bias_grad_reduce(ctx, G, dS, B, H, T);
+  int rc = dS ? be->attn->bias_grad_reduce(ctx, G, dS, B, H, T) : ICL_OK;
   if (rc) return rc;
   if (pe->bias == ICL_BIAS_FIRE) {
     float mult = pe->fire_scale_before ? (float)(1.0 / sqrt((double)s->hd)) : 1.0f;
@@ -133,10 +135,15 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
     }
     const int trimmed = L.trim && l == nl - 1; /* its o projection ran above, at the x rows */
     const icl_norm_bwd n1 = {dx, G_(m, ly->p[LP_LN1]), Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1};
-    const icl_attn_oproj o = {
-        trimmed ? NULL : P_(m, ly->p[LP_O]), NULL, dx, Y + L.o_attn, G_(m, ly->p[LP_O]), NULL, &n1};
+    /* the fused attention sums the bias gradient itself: no dS pass */
+    const icl_attn_oproj o = {.Wo = trimmed ? NULL : P_(m, ly->p[LP_O]),
+                              .dres = dx,
+                              .attn = Y + L.o_attn,
+                              .dWo = G_(m, ly->p[LP_O]),
+                              .nbwd = &n1,
+                              .G = bias_params ? ws + L.G : NULL};
     sh.qstep = trimmed ? 2 : 1; /* as the forward ran it */
-    float *dS = bias_params ? Y + L.o_P : NULL;
+    float *dS = bias_params && !proj ? Y + L.o_P : NULL;
     if (!rc && proj) { /* the Wqkv gradient and the norm's backward come out of the attention */
       rc = be->attn->bwd_proj(ctx, sh, scr, G_(m, ly->p[LP_Q]), ws + L.qkv_part, Y + L.o_n1, P_(m, ly->p[LP_Q]), dattn,
                               cs, sn, scale, Y + L.o_q, Y + L.o_k, Y + L.o_v, Y + L.o_P, dS, &o, ws + L.attn_scratch,

@@ -146,7 +146,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     /* the o projection rides along the fused attention (not for a trimmed
      * layer: it takes the x rows only) */
     const icl_add_norm n2 = {Y + L->o_h, P_(m, ly->p[LP_LN2]), Y + L->o_a, Y + L->o_n2, Y + L->o_r2, eps};
-    const icl_attn_oproj o = {trimmed ? NULL : P_(m, ly->p[LP_O]), delta, NULL, NULL, NULL, &n2, NULL};
+    const icl_attn_oproj o = {.Wo = trimmed ? NULL : P_(m, ly->p[LP_O]), .delta = delta, .norm = &n2};
     if (!rc && proj)
       rc = be->attn->fwd_proj(ctx, sh, Y + L->o_attn, Y + L->o_n1, P_(m, ly->p[LP_Q]), cs, sn, bias, scale, Y + L->o_q,
                               Y + L->o_k, Y + L->o_v, Y + L->o_P, cap, &o, ws + L->attn_scratch, L->nthreads);

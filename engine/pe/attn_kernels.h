@@ -48,6 +48,10 @@ typedef struct icl_attn_oproj {
   /* backward: the norm before the attention, from dx (which is then
    * scratch); NULL: none */
   const icl_norm_bwd *nbwd;
+  /* backward: the bias gradient G[h] = sum_b dS[b, h] ([H, T, T], zero
+   * above the diagonal), summed in the partials (then dS may be NULL: the
+   * logit gradient is not written out); NULL: none */
+  float *G;
 } icl_attn_oproj;
 
 typedef struct icl_attn_kernels {
@@ -93,7 +97,8 @@ typedef struct icl_attn_kernels {
    * dWqkv += dqkv^T x. With o: dout is not read but computed as o->dres Wo,
    * and o->dWo += o->dres^T o->attn. The weight gradients sum batch elements
    * into ICL_ATTN_PROJ_PARTS fixed partials added in order, so any thread
-   * count gives the same bits (part: icl_attn_proj_part_floats floats). */
+   * count gives the same bits (part: icl_attn_proj_part_floats floats); so
+   * does o->G, the bias gradient. */
   int (*bwd_proj)(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqkv, float *part, const float *x,
                   const float *Wqkv, const float *dout, const float *cos_t, const float *sin_t, float scale,
                   const float *q, const float *k, const float *v, float *P, float *dS, const icl_attn_oproj *o,
@@ -101,8 +106,11 @@ typedef struct icl_attn_kernels {
 } icl_attn_kernels;
 
 #define ICL_ATTN_PROJ_PARTS 8
-/* partial weight gradients of Wqkv, Wo and the norm's weight, for hidden size D = H hd */
-static inline int64_t icl_attn_proj_part_floats(int64_t D) { return ICL_ATTN_PROJ_PARTS * (4 * D * D + D); }
+/* partial weight gradients of Wqkv, Wo and the norm's weight, for hidden
+ * size D = H hd, and (nG = H T T, else 0) of the bias */
+static inline int64_t icl_attn_proj_part_floats(int64_t D, int64_t nG) {
+  return ICL_ATTN_PROJ_PARTS * (4 * D * D + D + nG);
+}
 
 extern const icl_attn_kernels icl_cpu_attn_kernels;
 #ifdef ICL_HAVE_CUDA

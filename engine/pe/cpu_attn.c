@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "attn_kernels.h"
-#include "cpu_attn_internal.h"
 #include "cpu/cpu_sgemm_avx2.h"
+#include "cpu_attn_internal.h"
 #include "cpu_bias.h"
 #include "nn/vmath.h"
 
@@ -300,9 +300,9 @@ static void tile_bwd_gemm(const float *Q, const float *K, const float *V, const 
 /* One (batch b, head h) tile's forward: qkv_b holds batch b's rows of the
  * fused projection (row stride 3 H hd), out_b its output rows (row stride
  * H hd); sc is the thread's scratch. */
-void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b, const float *qkv_b,
-                           const float *cos_t, const float *sin_t, const float *bias, float scale, float *q, float *k,
-                           float *v, float *P, int keep, const icl_attn_capture *cap, float *sc) {
+void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b, const float *qkv_b, const float *cos_t,
+                           const float *sin_t, const float *bias, float scale, float *q, float *k, float *v, float *P,
+                           int keep, const icl_attn_capture *cap, float *sc) {
   const int64_t T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2, bh = b * H + h;
   const int64_t Tp = round8(T), hdp = round8(hd);
   const int64_t qs = s.qstep > 1 ? s.qstep : 1;
@@ -366,10 +366,26 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
     tid = omp_get_thread_num();
 #endif
     const int64_t b = bh / H, h = bh % H;
-    icl_cpu_attn_fwd_tile(s, b, h, out + b * T * D, qkv + b * T * 3 * D, cos_t, sin_t, bias, scale, q, k, v, P, keep, cap,
-                          scratch + (int64_t)tid * per);
+    icl_cpu_attn_fwd_tile(s, b, h, out + b * T * D, qkv + b * T * 3 * D, cos_t, sin_t, bias, scale, q, k, v, P, keep,
+                          cap, scratch + (int64_t)tid * per);
   }
   return ICL_OK;
+}
+
+/* A row of the summed logit gradient, g [T] (+)= dp [n] (n = i + 1 for
+ * query row i; dp NULL: a row without gradient, zero), zero past n: written
+ * when first, else added. */
+static void g_row(float *g, const float *dp, int64_t n, int64_t T, int first) {
+  if (!first) {
+    if (dp)
+      for (int64_t j = 0; j < n; j++) g[j] += dp[j];
+    return;
+  }
+  if (dp)
+    memcpy(g, dp, sizeof(float) * (size_t)n);
+  else
+    memset(g, 0, sizeof(float) * (size_t)n);
+  memset(g + n, 0, sizeof(float) * (size_t)(T - n));
 }
 
 /* One (batch b, head h) tile's backward from batch b's output-gradient rows
@@ -378,7 +394,7 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
  * the thread's scratch. */
 void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b, const float *dout_b,
                            const float *cos_t, const float *sin_t, float scale, const float *q, const float *k,
-                           const float *v, float *P, float *dS, float *sc) {
+                           const float *v, float *P, float *dS, float *Gh, int g_first, float *sc) {
   const int64_t T = s.T, H = s.H, hd = s.hd, D = H * hd, half = hd / 2, bh = b * H + h;
   const int64_t Tp = round8(T), hdp = round8(hd);
   const int64_t qs = s.qstep > 1 ? s.qstep : 1;
@@ -388,8 +404,8 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
   float *Vt = sc + 7 * Tp * hdp, *Pb = Vt + 2 * hdp * Tp;
   if (use_gemm()) {
     float *Pt = P + bh * T * T, *dPt = Pb + RB * Tp;
-    tile_bwd_gemm(Qs, Ks, Vs, Pt, dout_b + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off,
-                  packed_floats(s), dQ, dK, dqkv_b + 2 * D + h * hd, 3 * D);
+    tile_bwd_gemm(Qs, Ks, Vs, Pt, dout_b + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off, packed_floats(s), dQ, dK,
+                  dqkv_b + 2 * D + h * hd, 3 * D);
     /* dS may alias P: only now that P has served dV */
     if (dS)
       for (int64_t i = 0; i < T; i++) {
@@ -399,6 +415,7 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
         else
           memset(drow, 0, sizeof(float) * (size_t)T);
       }
+    for (int64_t i = 0; Gh && i < T; i++) g_row(Gh + i * T, i % qs ? NULL : dPt + (i / qs) * Tp, i + 1, T, g_first);
     for (int64_t t = 0; t < T; t++) {
       float *row = dqkv_b + t * 3 * D + h * hd;
       const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
@@ -433,6 +450,7 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
         memcpy(drow, dp, sizeof(float) * (size_t)n);
         memset(drow + n, 0, sizeof(float) * (size_t)(T - n));
       }
+      if (Gh) g_row(Gh + i * T, dp, n, T, g_first);
     }
   }
   /* undo the rotation and scatter into the fused gradient rows */
@@ -457,7 +475,7 @@ static int attn_bwd(icl_ctx *ctx, icl_attn_shape s, float *dqkv, const float *do
     tid = omp_get_thread_num();
 #endif
     const int64_t b = bh / H, h = bh % H;
-    icl_cpu_attn_bwd_tile(s, b, h, dqkv + b * T * 3 * D, dout + b * T * D, cos_t, sin_t, scale, q, k, v, P, dS,
+    icl_cpu_attn_bwd_tile(s, b, h, dqkv + b * T * 3 * D, dout + b * T * D, cos_t, sin_t, scale, q, k, v, P, dS, NULL, 0,
                           scratch + (int64_t)tid * per);
   }
   return ICL_OK;

@@ -17,10 +17,13 @@ void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b,
                            const float *sin_t, const float *bias, float scale, float *q, float *k, float *v, float *P,
                            int keep, const icl_attn_capture *cap, float *sc);
 /* One tile's backward into head h's columns of batch b's gradient rows
- * dqkv_b (row stride 3 H hd). */
+ * dqkv_b (row stride 3 H hd). The logit gradient dS of the tile, for bias
+ * gradients: written to dS (its [B, H, T, T] layout, may alias P) when not
+ * NULL; added to Gh [T, T] (zero above the diagonal) when not NULL, or
+ * written there when g_first. */
 void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b, const float *dout_b,
                            const float *cos_t, const float *sin_t, float scale, const float *q, const float *k,
-                           const float *v, float *P, float *dS, float *sc);
+                           const float *v, float *P, float *dS, float *Gh, int g_first, float *sc);
 
 /* whether both weights of hidden size D fit the passes' pack buffers */
 int icl_cpu_attn_proj_fits(int64_t D);

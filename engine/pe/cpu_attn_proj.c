@@ -97,7 +97,9 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
                           const float *q, const float *k, const float *v, float *P, float *dS, const icl_attn_oproj *o,
                           float *scratch, int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D, np = nq + no + D;
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D;
+  float *G = o ? o->G : NULL;
+  const int64_t nG = G ? H * T * T : 0, np = nq + no + D + nG;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
   const int with_o = o && o->Wo;
   const icl_norm_bwd *nb = o ? o->nbwd : NULL;
@@ -111,9 +113,10 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
     if (with_o) icl_sgemm_avx2_pack(0, o->Wo, D, D, D, po);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) {
-      /* this partial's gradients of Wqkv [3D, D] and Wo [D, D]: the narrow
-       * operands' rows (x, attn) packed, the gradients read in place */
-      float *Pq = part + p * np, *Po = Pq + nq, *Pw = Po + no;
+      /* this partial's gradients of Wqkv [3D, D] and Wo [D, D] (the narrow
+       * operands' rows (x, attn) packed, the gradients read in place), of
+       * the norm's weight and of the bias */
+      float *Pq = part + p * np, *Po = Pq + nq, *Pw = Po + no, *Pg = G ? Pw + D : NULL;
       if (first_b(p, B) == first_b(p + 1, B)) memset(Pq, 0, sizeof(float) * (size_t)np);
       for (int64_t b = first_b(p, B); b < first_b(p + 1, B); b++) {
         const float beta = b == first_b(p, B) ? 0.0f : 1.0f;
@@ -125,7 +128,8 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
           db = dout_b;
         }
         for (int64_t h = 0; h < H; h++)
-          icl_cpu_attn_bwd_tile(s, b, h, dqkv_b, db, cos_t, sin_t, scale, q, k, v, P, dS, sc);
+          icl_cpu_attn_bwd_tile(s, b, h, dqkv_b, db, cos_t, sin_t, scale, q, k, v, P, dS, Pg ? Pg + h * T * T : NULL,
+                                beta == 0.0f, sc);
         /* dx_b: with the norm, scratch (dout_b's rows: the tiles are done with them) */
         float *dxb = nb ? dout_b : dx + b * T * D;
         icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dxb, D);
@@ -137,15 +141,17 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
     /* the weight gradients: partials added in order */
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < np; i++) {
-      if ((i >= nq && i < nq + no && !with_o) || (i >= nq + no && !nb)) continue;
+      if ((i >= nq && i < nq + no && !with_o) || (i >= nq + no && i < nq + no + D && !nb)) continue;
       float acc = 0;
       for (int64_t p = 0; p < ICL_ATTN_PROJ_PARTS; p++) acc += part[p * np + i];
       if (i < nq)
         dWqkv[i] += acc;
       else if (i < nq + no)
         o->dWo[i - nq] += acc;
-      else
+      else if (i < nq + no + D)
         nb->dw[i - nq - no] += acc;
+      else
+        G[i - nq - no - D] = acc;
     }
   }
   return ICL_OK;

@@ -335,15 +335,15 @@ static void test_fused_mlp_same_bits(void) {
 /* The CPU attention with the qkv and o projections (and the norms on either
  * side) fused in (pe/cpu_attn_proj.c) against the projections as their own
  * GEMMs: the same bits in the loss, the training predictions and every
- * gradient but those of Wqkv, Wo and the input norm (summed over batch
- * elements in fixed partials), those within rounding. B = 9 spreads batch elements unevenly over the 8
+ * gradient but those of Wqkv, Wo, the input norm and FIRE (the bias gradient:
+ * summed over batch elements in fixed partials), those within rounding. B = 9 spreads batch elements unevenly over the 8
  * partials; every encoding, the last layer trimmed (qstep 2) as in training. */
 static void test_attn_proj_same_bits(void) {
   const int64_t B = 9, N = 12, D = 3;
   float *xs = malloc(sizeof(float) * B * N * D), *ys = malloc(sizeof(float) * B * N);
   randn(xs, B * N * D, 61);
   randn(ys, B * N, 62);
-  const char *const rounded[] = {".q_proj.", ".k_proj.", ".v_proj.", ".o_proj.", ".input_layernorm.", NULL};
+  const char *const rounded[] = {".q_proj.", ".k_proj.", ".v_proj.", ".o_proj.", ".input_layernorm.", ".fire.", NULL};
   for (int ci = 0; ci < NCASES; ci++) {
     icl_ctx *ctx = icl_t_ctx();
     char lab[96];
