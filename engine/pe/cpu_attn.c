@@ -311,11 +311,14 @@ void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b,
   float *Ks = keep ? k + bh * T * hd : sc + Tp * hdp;
   float *Vs = keep ? v + bh * T * hd : sc + 2 * Tp * hdp;
   float *Kt = sc + 7 * Tp * hdp, *Pb = Kt + 2 * hdp * Tp;
-  /* gather this head's q, k, v rows, rotating q and k */
+  /* gather this head's q, k, v rows, rotating q and k; the GEMM path
+   * reads q at the query rows only (the fused projection may have left the
+   * others unwritten) */
+  const int64_t q_every = use_gemm() ? qs : 1;
   for (int64_t t = 0; t < T; t++) {
     const float *row = qkv_b + t * 3 * D + h * hd;
     const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
-    rot_row(Qs + t * hd, row, hd, cs, sn, 0);
+    if (t % q_every == 0) rot_row(Qs + t * hd, row, hd, cs, sn, 0);
     rot_row(Ks + t * hd, row + D, hd, cs, sn, 0);
     memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
   }

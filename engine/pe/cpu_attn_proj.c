@@ -57,9 +57,11 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
                           float *v, float *P, const icl_attn_capture *cap, const icl_attn_oproj *o, float *scratch,
                           int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd;
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, qs = s.qstep > 1 ? s.qstep : 1;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
   const int with_o = o && o->Wo;
+  /* q only at the query rows (the panels of Wqkv^T's q columns end at D) */
+  const int q_rows = qs > 1 && D % 16 == 0;
 #pragma omp parallel num_threads(nthreads)
   {
     float *sc = scratch + (int64_t)thread_id() * per, *qkv_b = sc + tile;
@@ -71,7 +73,13 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B; b++) {
       float *out_b = out + b * T * D;
-      icl_sgemm_avx2_packed(0, T, 3 * D, D, 1.0f, x + b * T * D, D, pw, 16 * D, 0.0f, qkv_b, 3 * D);
+      if (q_rows) {
+        icl_sgemm_avx2_packed(0, (T + qs - 1) / qs, D, D, 1.0f, x + b * T * D, qs * D, pw, 16 * D, 0.0f, qkv_b,
+                              qs * 3 * D);
+        icl_sgemm_avx2_packed(0, T, 2 * D, D, 1.0f, x + b * T * D, D, pw + D * D, 16 * D, 0.0f, qkv_b + D, 3 * D);
+      } else {
+        icl_sgemm_avx2_packed(0, T, 3 * D, D, 1.0f, x + b * T * D, D, pw, 16 * D, 0.0f, qkv_b, 3 * D);
+      }
       for (int64_t h = 0; h < H; h++)
         icl_cpu_attn_fwd_tile(s, b, h, out_b, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
       if (!with_o) continue;
@@ -97,7 +105,7 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
                           const float *q, const float *k, const float *v, float *P, float *dS, const icl_attn_oproj *o,
                           float *scratch, int nthreads) {
   (void)ctx;
-  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D;
+  const int64_t B = s.B, T = s.T, H = s.H, D = H * s.hd, nq = 3 * D * D, no = D * D, qs = s.qstep > 1 ? s.qstep : 1;
   float *G = o ? o->G : NULL;
   const int64_t nG = G ? H * T * T : 0, np = nq + no + D + nG;
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
@@ -132,8 +140,20 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
                                 beta == 0.0f, sc);
         /* dx_b: with the norm, scratch (dout_b's rows: the tiles are done with them) */
         float *dxb = nb ? dout_b : dx + b * T * D;
-        icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dxb, D);
-        icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, beta, Pq, D);
+        if (qs > 1) {
+          /* the rows between the query rows have no q gradient: their
+           * products skip it (exact zeros: the sums keep their bits) */
+          icl_sgemm_avx2_packed(0, (T + qs - 1) / qs, D, 3 * D, 1.0f, dqkv_b, qs * 3 * D, pw, 16 * 3 * D, 0.0f, dxb,
+                                qs * D);
+          for (int64_t r = 1; r < qs && r < T; r++)
+            icl_sgemm_avx2_packed(0, (T - r + qs - 1) / qs, D, 2 * D, 1.0f, dqkv_b + r * 3 * D + D, qs * 3 * D,
+                                  pw + 16 * D, 16 * 3 * D, 0.0f, dxb + r * D, qs * D);
+          icl_sgemm_avx2(1, 0, D, D, (T + qs - 1) / qs, 1.0f, dqkv_b, qs * 3 * D, x + b * T * D, qs * D, beta, Pq, D);
+          icl_sgemm_avx2(1, 0, 2 * D, D, T, 1.0f, dqkv_b + D, 3 * D, x + b * T * D, D, beta, Pq + D * D, D);
+        } else {
+          icl_sgemm_avx2_packed(0, T, D, 3 * D, 1.0f, dqkv_b, 3 * D, pw, 16 * 3 * D, 0.0f, dxb, D);
+          icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, beta, Pq, D);
+        }
         if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)D);
         for (int64_t t = 0; nb && t < T; t++) icl_norm_bwd_row(nb, b * T + t, dxb + t * D, Pw, D);
       }
