@@ -37,7 +37,7 @@ static inline void icl_swiglu_row_bwd_h(float *dgu, float *h, const float *dh, c
     icl_v8f gv = icl_v8_load(g + j), uv = icl_v8_load(u + j), dv = icl_v8_load(dh + j), s = icl_v8_sigmoid(gv);
     if (h) icl_v8_store(h + j, gv * s * uv);
     icl_v8_store(du + j, dv * gv * s);
-    icl_v8_store(dg + j, dv * uv * s * (one + gv * (one - s)));
+    icl_v8_store(dg + j, dv * uv * s * icl_v8_fma(gv, one - s, one));
   }
   for (; j < f; j++) {
     float s = icl_sigmoidf(g[j]);
