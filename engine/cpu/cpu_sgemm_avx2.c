@@ -19,6 +19,29 @@
 
 enum { MR = 6, NR = 16, KC = 512, BUF = ICL_SGEMM_AVX2_PACK };
 
+/* dst[r * 16 + c] = src[c * lds + r] for r, c < 8: an 8 x 8 block of B
+ * transposed into a panel */
+static inline void transpose8(const float *src, int64_t lds, float *dst) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds), r2 = _mm256_loadu_ps(src + 2 * lds),
+         r3 = _mm256_loadu_ps(src + 3 * lds), r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds),
+         r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+         t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+         t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+         u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+         u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+         u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * 16, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * 16, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * 16, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * 16, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * 16, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * 16, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * 16, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
 /* Bp[p][k][16] = op(B)[k0 + k][j0 + 16 p + c], zero past n */
 static void pack_b(int tb, const float *b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *bp) {
   for (int64_t p = 0; p * NR < nc; p++) {
@@ -37,13 +60,20 @@ static void pack_b(int tb, const float *b, int64_t ldb, int64_t k0, int64_t kc, 
         }
       }
     } else {
-      /* op(B)[k][j] = B[j][k]: walk each source row once */
+      /* op(B)[k][j] = B[j][k]: 8 x 8 blocks transposed in registers where
+       * the panel is full, then each source row's rest walked once */
+      const float *src = b + (j0 + p * NR) * ldb + k0;
+      int64_t k8 = 0;
+      if (w == NR)
+        for (; k8 + 8 <= kc; k8 += 8) {
+          transpose8(src + k8, ldb, dst + k8 * NR);
+          transpose8(src + 8 * ldb + k8, ldb, dst + k8 * NR + 8);
+        }
       for (int64_t c = 0; c < NR; c++) {
         if (c < w) {
-          const float *src = b + (j0 + p * NR + c) * ldb + k0;
-          for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = src[k];
+          for (int64_t k = k8; k < kc; k++) dst[k * NR + c] = src[c * ldb + k];
         } else {
-          for (int64_t k = 0; k < kc; k++) dst[k * NR + c] = 0.0f;
+          for (int64_t k = k8; k < kc; k++) dst[k * NR + c] = 0.0f;
         }
       }
     }

@@ -217,8 +217,9 @@ static int use_gemm(void) { return icl_sgemm_avx2_available(); }
  * T x Tp scratch; pk two packed-operand areas; Pt the tile's kept
  * probabilities [T, T] or NULL; o the output rows (row stride ldo). Only the
  * query rows 0, q, 2q, ... are computed (q = icl_attn_shape.qstep); the
- * others of o and Pt are left as they were. St holds query u's logits in
- * row u. */
+ * others of o and Pt are left as they were. A row i of Pt is written up to
+ * column i + GB, zero past i: as far as tile_bwd_gemm reads it. St holds
+ * query u's logits in row u. */
 static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_t T, int64_t hd, int64_t q, float scale,
                           const float *bias, float *St, int64_t Tp, float *pk, int64_t pkn, float *Pt,
                           const icl_attn_capture *cap, int64_t bh, float *o, int64_t ldo) {
@@ -235,13 +236,16 @@ static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_
       softmax_row(row, i, scale, bias ? bias + i * T : NULL);
       /* the rest of the block's columns: P V reads them */
       for (int64_t j = round8(i + 1); j < n; j++) row[j] = 0;
+      /* the kept row needs zeros only as far past the diagonal as the
+       * backward's dV blocks (GB keys) reach; a captured row is whole */
       float *dst[2] = {Pt ? Pt + i * T : NULL, NULL};
+      int64_t zeros[2] = {T - i - 1 < GB ? T - i - 1 : GB, T - i - 1};
       if (cap && cap->out && (cap->row < 0 || cap->row == i))
         dst[1] = cap->out + (cap->row < 0 ? (bh * T + i) * T : bh * T);
       for (int c = 0; c < 2; c++)
         if (dst[c]) {
           memcpy(dst[c], row, sizeof(float) * (size_t)(i + 1));
-          memset(dst[c] + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+          memset(dst[c] + i + 1, 0, sizeof(float) * (size_t)zeros[c]);
         }
     }
     icl_sgemm_avx2_packed(0, m, hd, n, 1.0f, St + u0 * Tp, Tp, Vp, 16 * T, 0.0f, o + u0 * q * ldo, q * ldo);
