@@ -152,14 +152,16 @@ static inline void rot_row(float *dst, const float *src, int64_t hd, const float
   }
 }
 
-/* Softmax of one row of logits (already in row[0..i]) with scale and bias;
- * writes probabilities in row[0..round8(i+1)) (zeros past i). */
-static inline void softmax_row(float *row, int64_t i, float scale, const float *brow) {
+/* Softmax of one row of logits (already in row[0..i]) with scale and bias
+ * (scale 1 without a bias: scaled already); writes probabilities in
+ * row[0..round8(i+1)) (zeros past i) and, when keep is not NULL, in
+ * keep[0..min(round8(i+1), w)) too. */
+static inline void softmax_row(float *row, int64_t i, float scale, const float *brow, float *keep, int64_t w) {
   int64_t n = i + 1, n8 = round8(n);
   float mx = -INFINITY;
   if (brow)
     for (int64_t j = 0; j < n; j++) row[j] = row[j] * scale + brow[j];
-  else
+  else if (scale != 1.0f)
     for (int64_t j = 0; j < n; j++) row[j] *= scale;
   {
     int64_t j = 0;
@@ -182,7 +184,21 @@ static inline void softmax_row(float *row, int64_t i, float scale, const float *
   float s = hsum(sum) - (float)(n8 - n); /* the padding contributed exp(0) = 1 each */
   for (int64_t j = n; j < n8; j++) row[j] = 0;
   v8f inv = bc(1.0f / s);
-  for (int64_t j = 0; j < n8; j += 8) st(row + j, ld(row + j) * inv);
+  if (!keep) {
+    for (int64_t j = 0; j < n8; j += 8) st(row + j, ld(row + j) * inv);
+    return;
+  }
+  int64_t j = 0;
+  for (; j + 8 <= n8 && j + 8 <= w; j += 8) {
+    v8f p = ld(row + j) * inv;
+    st(row + j, p);
+    st(keep + j, p);
+  }
+  for (; j < n8; j += 8) {
+    v8f p = ld(row + j) * inv;
+    st(row + j, p);
+    for (int64_t c = j; c < w && c < j + 8; c++) keep[c] = p[c - j];
+  }
 }
 
 static inline int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
@@ -229,24 +245,26 @@ static void tile_fwd_gemm(const float *Q, const float *K, const float *V, int64_
   icl_sgemm_avx2_pack(0, V, hd, T, hd, Vp);
   for (int64_t u0 = 0; u0 < U; u0 += GB) {
     const int64_t m = U - u0 < GB ? U - u0 : GB, n = (u0 + m - 1) * q + 1;
-    icl_sgemm_avx2_packed(0, m, n, hd, 1.0f, Q + u0 * q * hd, q * hd, Kp, 16 * hd, 0.0f, St + u0 * Tp, Tp);
+    /* without a bias the product takes the scale (as alpha: the same
+     * product of the sum and the scale as a pass over the row would) */
+    icl_sgemm_avx2_packed(0, m, n, hd, bias ? 1.0f : scale, Q + u0 * q * hd, q * hd, Kp, 16 * hd, 0.0f, St + u0 * Tp,
+                          Tp);
     for (int64_t u = u0; u < u0 + m; u++) {
-      const int64_t i = u * q;
-      float *row = St + u * Tp;
-      softmax_row(row, i, scale, bias ? bias + i * T : NULL);
+      const int64_t i = u * q, n8 = round8(i + 1) < T ? round8(i + 1) : T;
+      float *row = St + u * Tp, *kept = Pt ? Pt + i * T : NULL;
+      softmax_row(row, i, bias ? scale : 1.0f, bias ? bias + i * T : NULL, kept, T);
       /* the rest of the block's columns: P V reads them */
       for (int64_t j = round8(i + 1); j < n; j++) row[j] = 0;
-      /* the kept row needs zeros only as far past the diagonal as the
-       * backward's dV blocks (GB keys) reach; a captured row is whole */
-      float *dst[2] = {Pt ? Pt + i * T : NULL, NULL};
-      int64_t zeros[2] = {T - i - 1 < GB ? T - i - 1 : GB, T - i - 1};
-      if (cap && cap->out && (cap->row < 0 || cap->row == i))
-        dst[1] = cap->out + (cap->row < 0 ? (bh * T + i) * T : bh * T);
-      for (int c = 0; c < 2; c++)
-        if (dst[c]) {
-          memcpy(dst[c], row, sizeof(float) * (size_t)(i + 1));
-          memset(dst[c] + i + 1, 0, sizeof(float) * (size_t)zeros[c]);
-        }
+      /* the kept row (written with the probabilities, zeros up to n8)
+       * needs zeros only as far past the diagonal as the backward's dV
+       * blocks (GB keys) reach; a captured row is whole */
+      if (kept && i + 1 + GB > n8)
+        memset(kept + n8, 0, sizeof(float) * (size_t)((i + 1 + GB < T ? i + 1 + GB : T) - n8));
+      if (cap && cap->out && (cap->row < 0 || cap->row == i)) {
+        float *dst = cap->out + (cap->row < 0 ? (bh * T + i) * T : bh * T);
+        memcpy(dst, row, sizeof(float) * (size_t)(i + 1));
+        memset(dst + i + 1, 0, sizeof(float) * (size_t)(T - i - 1));
+      }
     }
     icl_sgemm_avx2_packed(0, m, hd, n, 1.0f, St + u0 * Tp, Tp, Vp, 16 * T, 0.0f, o + u0 * q * ldo, q * ldo);
   }
@@ -343,7 +361,7 @@ void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b,
     for (int64_t r = 0; r < nr; r++) {
       int64_t i = i0 + r;
       float *row = Pb + r * Tp;
-      softmax_row(row, i, scale, bias ? bias + (h * T + i) * T : NULL);
+      softmax_row(row, i, scale, bias ? bias + (h * T + i) * T : NULL, NULL, 0);
       if (keep) memcpy(P + (bh * T + i) * T, row, sizeof(float) * (size_t)(i + 1));
       if (cap && cap->out) {
         float *dst = NULL;
