@@ -41,7 +41,7 @@ static inline void icl_swiglu_v8_bwd(float *dg, float *du, float *h, const float
   const icl_v8f one = icl_v8_set1(1.0f), uv = icl_v8_load(u), dv = icl_v8_load(dh);
   if (h) icl_v8_store(h, gv * s * uv);
   icl_v8_store(du, dv * gv * s);
-  icl_v8_store(dg, dv * uv * s * icl_v8_fma(gv, one - s, one));
+  icl_v8_store(dg, dv * uv * s * (one + gv * (one - s)));
 }
 
 /* dgu from dh: du = dh silu(g), dg = dh u s (1 + g (1 - s)); with h (not

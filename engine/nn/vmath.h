@@ -3,10 +3,6 @@
 #ifndef ICL_VMATH_H
 #define ICL_VMATH_H
 
-#ifdef __FMA__
-#include <immintrin.h>
-#endif
-
 typedef float icl_v8f __attribute__((vector_size(32)));
 typedef int icl_v8i __attribute__((vector_size(32)));
 typedef float icl_v8fu __attribute__((vector_size(32), aligned(4))); /* unaligned access */
@@ -18,16 +14,6 @@ static inline icl_v8f icl_v8_select(icl_v8i mask, icl_v8f a, icl_v8f b) {
   return (icl_v8f)(((icl_v8i)a & mask) | ((icl_v8i)b & ~mask));
 }
 
-/* a * b + c, fused where the build has FMA: an explicit operation, so the
- * result does not depend on what the compiler contracts where */
-static inline icl_v8f icl_v8_fma(icl_v8f a, icl_v8f b, icl_v8f c) {
-#ifdef __FMA__
-  return (icl_v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#else
-  return a * b + c;
-#endif
-}
-
 /* exp(x) for x in [-87, 88] (clamped outside): Cody-Waite reduction and a
  * degree-6 polynomial (Cephes coefficients), within ~2 ulp of expf */
 static inline icl_v8f icl_v8_exp(icl_v8f x) {
@@ -35,18 +21,17 @@ static inline icl_v8f icl_v8_exp(icl_v8f x) {
   x = icl_v8_select(x < lo, lo, x);
   x = icl_v8_select(x > hi, hi, x);
   const icl_v8f magic = icl_v8_set1(12582912.0f); /* 1.5 * 2^23: round to nearest */
-  icl_v8f t = icl_v8_fma(x, icl_v8_set1(1.44269504088896341f), magic);
+  icl_v8f t = x * icl_v8_set1(1.44269504088896341f) + magic;
   icl_v8f n = t - magic;
   icl_v8i ni = (icl_v8i)t - (icl_v8i)magic;
-  icl_v8f r = icl_v8_fma(n, icl_v8_set1(-0.693359375f), x);
-  r = icl_v8_fma(n, icl_v8_set1(2.12194440e-4f), r);
+  icl_v8f r = x - n * icl_v8_set1(0.693359375f) - n * icl_v8_set1(-2.12194440e-4f);
   icl_v8f p = icl_v8_set1(1.9875691500e-4f);
-  p = icl_v8_fma(p, r, icl_v8_set1(1.3981999507e-3f));
-  p = icl_v8_fma(p, r, icl_v8_set1(8.3334519073e-3f));
-  p = icl_v8_fma(p, r, icl_v8_set1(4.1665795894e-2f));
-  p = icl_v8_fma(p, r, icl_v8_set1(1.6666665459e-1f));
-  p = icl_v8_fma(p, r, icl_v8_set1(5.0000001201e-1f));
-  p = icl_v8_fma(p, r * r, r) + icl_v8_set1(1.0f);
+  p = p * r + icl_v8_set1(1.3981999507e-3f);
+  p = p * r + icl_v8_set1(8.3334519073e-3f);
+  p = p * r + icl_v8_set1(4.1665795894e-2f);
+  p = p * r + icl_v8_set1(1.6666665459e-1f);
+  p = p * r + icl_v8_set1(5.0000001201e-1f);
+  p = p * (r * r) + r + icl_v8_set1(1.0f);
   icl_v8i e = (ni + 127) << 23;
   return p * (icl_v8f)e;
 }
