@@ -14,8 +14,9 @@
 static inline float icl_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* Both rows' vector loops take four vectors at a time: the sigmoids'
- * dependency chains (exp, division) then overlap (about 8% faster than one
- * at a time); each element's operations are the same either way. */
+ * dependency chains (exp, division) then overlap (a few percent faster than
+ * one at a time, in isolation); each element's operations are the same
+ * either way. */
 #define ICL_SWIGLU_UNROLL 4
 
 /* h = silu(g) * u */
