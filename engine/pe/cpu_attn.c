@@ -397,9 +397,9 @@ static int attn_fwd(icl_ctx *ctx, icl_attn_shape s, float *out, const float *qkv
   return ICL_OK;
 }
 
-/* A row of the summed logit gradient, g [T] (+)= dp [n] (n = i + 1 for
- * query row i; dp NULL: a row without gradient, zero), zero past n: written
- * when first, else added. */
+/* A row of the logit gradient out (dS) or of its batch sum (G): g [T]
+ * (+)= dp [n] (n = i + 1 for query row i; dp NULL: a row without gradient,
+ * zero), zero past n: written when first, else added. */
 static void g_row(float *g, const float *dp, int64_t n, int64_t T, int first) {
   if (!first) {
     if (dp)
@@ -432,15 +432,11 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
     tile_bwd_gemm(Qs, Ks, Vs, Pt, dout_b + h * hd, D, T, hd, qs, scale, dPt, Tp, sc + pk_off, packed_floats(s), dQ, dK,
                   dqkv_b + 2 * D + h * hd, 3 * D);
     /* dS may alias P: only now that P has served dV */
-    if (dS)
-      for (int64_t i = 0; i < T; i++) {
-        float *drow = dS + (bh * T + i) * T;
-        if (i % qs == 0)
-          memcpy(drow, dPt + (i / qs) * Tp, sizeof(float) * (size_t)T);
-        else
-          memset(drow, 0, sizeof(float) * (size_t)T);
-      }
-    for (int64_t i = 0; Gh && i < T; i++) g_row(Gh + i * T, i % qs ? NULL : dPt + (i / qs) * Tp, i + 1, T, g_first);
+    for (int64_t i = 0; (dS || Gh) && i < T; i++) {
+      const float *dp = i % qs ? NULL : dPt + (i / qs) * Tp;
+      if (dS) g_row(dS + (bh * T + i) * T, dp, i + 1, T, 1);
+      if (Gh) g_row(Gh + i * T, dp, i + 1, T, g_first);
+    }
     for (int64_t t = 0; t < T; t++) {
       float *row = dqkv_b + t * 3 * D + h * hd;
       const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
@@ -470,11 +466,7 @@ void icl_cpu_attn_bwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *dqkv_b
       for (int64_t j = 0; j < n; j++) dp[j] = Prow[j] * (dp[j] - Dr);
       rows_axpy(dK, n, hd, dp, scale, Qs + i * hd);
       vec_x_rows(dp, n, Ks, hd, scale, dQ + i * hd);
-      if (dS) {
-        float *drow = dS + (bh * T + i) * T;
-        memcpy(drow, dp, sizeof(float) * (size_t)n);
-        memset(drow + n, 0, sizeof(float) * (size_t)(T - n));
-      }
+      if (dS) g_row(dS + (bh * T + i) * T, dp, n, T, 1);
       if (Gh) g_row(Gh + i * T, dp, n, T, g_first);
     }
   }
