@@ -1,6 +1,6 @@
 --- Time full training steps (forward, backward, AdamW) of the Llama
 -- backbone in icl.
---   lua5.4 bench/llama_step.lua [size] [pe] [steps] [warmup]
+--   lua5.4 bench/llama_step.lua [size] [pe] [steps] [warmup] [serve]
 --   size: standard (16 layers, hidden 256, 8 heads) | toy (2 layers, hidden 64, 2 heads)
 -- Batch 64, 51 examples (102 tokens), D = 20. Each timed step is timed on
 -- its own and the line reports the median step (a neighbour's burst on the
@@ -8,6 +8,9 @@
 -- does not), the same statistic as bench/torch_llama_step.py. Prints:
 --   icl <size> <pe> <steps/s> <ms/step> loss=<last loss> mean=<mean ms/step>
 -- plus, with ICL_BENCH_PROFILE=1, the time of the forward, backward and optimiser phases.
+-- With "serve" (bench/interleave.py drives it): after the warm-up, print
+-- "ready", then for each line n read from stdin time n steps and print their
+-- milliseconds and the last loss on one line; stop at end of input.
 local icl = require "icl"
 local llama = require "icl.models.llama"
 
@@ -34,13 +37,31 @@ for _ = 1, warmup do
   m:loss_step(xs, ys, "mse")
   opt:step()
 end
+local function timed_step()
+  local t0 = now()
+  local l = m:loss_step(xs, ys, "mse")
+  opt:step()
+  l = l:item() -- waits for the step (a GPU run is asynchronous)
+  return now() - t0, l
+end
+if arg[5] == "serve" then
+  io.write("ready\n")
+  io.flush()
+  for line in io.lines() do
+    local out, l = {}, 0
+    for i = 1, tonumber(line) do
+      local t
+      t, l = timed_step()
+      out[i] = string.format("%.3f", t * 1000)
+    end
+    io.write(table.concat(out, " "), string.format(" loss=%.4f\n", l))
+    io.flush()
+  end
+  return
+end
 local times, loss = {}, nil
 for i = 1, steps do
-  local t0 = now()
-  loss = m:loss_step(xs, ys, "mse")
-  opt:step()
-  loss = loss:item() -- waits for the step (a GPU run is asynchronous)
-  times[i] = now() - t0
+  times[i], loss = timed_step()
 end
 local total = 0
 for _, t in ipairs(times) do total = total + t end

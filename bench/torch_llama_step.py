@@ -7,10 +7,12 @@ published code patched the attention the same way); yarn / linear / dynamic
 use HF's rope scaling; dynamic-yarn at 102 tokens (<= the training length)
 is plain RoPE.
 
-    python3 bench/torch_llama_step.py [size] [pe] [steps] [warmup]
+    python3 bench/torch_llama_step.py [size] [pe] [steps] [warmup] [serve]
 
 Prints: torch <size> <pe> <steps/s> <ms/step> loss=<last loss> mean=<mean ms/step>, where
-steps/s and ms/step are of the median step.
+steps/s and ms/step are of the median step. With "serve", as
+bench/llama_step.lua: "ready" after the warm-up, then per line n read from
+stdin n timed steps' milliseconds and the last loss on one line.
 """
 import math
 import sys
@@ -129,6 +131,16 @@ def step():
 
 for _ in range(warmup):
     step()
+if len(sys.argv) > 5 and sys.argv[5] == "serve":
+    print("ready", flush=True)
+    for line in sys.stdin:
+        out = []
+        for _ in range(int(line)):
+            t0 = time.perf_counter()
+            loss = step()
+            out.append(f"{(time.perf_counter() - t0) * 1000:.3f}")
+        print(" ".join(out) + f" loss={loss:.4f}", flush=True)
+    sys.exit(0)
 times = []
 for _ in range(steps):
     t0 = time.perf_counter()

@@ -3,8 +3,9 @@
  * OpenBLAS spends a third of its time packing both operands and clearing C.
  * Here only B is packed, into 16-column panels (it is a weight matrix: with
  * k n <= ICL_SGEMM_AVX2_PACK all of it at once, and it stays in L2); A is
- * read in place by broadcasts (either layout, though a transposed A with a
- * long K is better left to OpenBLAS, which packs it), and C is written once
+ * read in place by broadcasts (either layout; a transposed A with a long K
+ * comes in K slices, cpu_gemm.c's K-split, so the rows a pass re-reads stay
+ * in L2), and C is written once
  * per K block of 512 with alpha and beta folded in, never cleared first. A 6 x 16 register tile (12 accumulators) keeps
  * both FMA pipes of a Zen 3 / Haswell core busy.
  *
@@ -177,6 +178,35 @@ void icl_sgemm_avx2_packed(int ta, int64_t m, int64_t n, int64_t k, float alpha,
   }
 }
 
+/* Each row's dot product in 8 lanes over k (two accumulators, even and odd
+ * vectors, then a fixed tree), the scalar tail after: a row gets the same
+ * bits whichever rows are computed with it. */
+static inline float dot_row(const float *a, const float *x, int64_t k) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(x + j), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(x + j + 8), s1);
+  }
+  if (j + 8 <= k) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(x + j), s0);
+    j += 8;
+  }
+  _Alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_add_ps(s0, s1));
+  float s = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+  for (; j < k; j++) s += a[j] * x[j];
+  return s;
+}
+
+void icl_sgemv_avx2(int64_t m, int64_t k, float alpha, const float *a, int64_t lda, const float *x, float beta,
+                    float *y, int64_t incy) {
+  for (int64_t i = 0; i < m; i++) {
+    const float s = alpha * dot_row(a + i * lda, x, k);
+    y[i * incy] = beta != 0.0f ? s + beta * y[i * incy] : s;
+  }
+}
+
 int icl_sgemm_avx2_available(void) { return 1; }
 
 #else
@@ -195,6 +225,11 @@ void icl_sgemm_avx2_packed(int ta, int64_t m, int64_t n, int64_t k, float alpha,
                            const float *bp, int64_t pstride, float beta, float *c, int64_t ldc) {
   (void)ta, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)bp, (void)pstride, (void)beta, (void)c,
       (void)ldc;
+}
+
+void icl_sgemv_avx2(int64_t m, int64_t k, float alpha, const float *a, int64_t lda, const float *x, float beta,
+                    float *y, int64_t incy) {
+  (void)m, (void)k, (void)alpha, (void)a, (void)lda, (void)x, (void)beta, (void)y, (void)incy;
 }
 
 int icl_sgemm_avx2_available(void) { return 0; }

@@ -20,5 +20,9 @@ void icl_sgemm_avx2(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
 void icl_sgemm_avx2_pack(int tb, const float *b, int64_t ldb, int64_t k, int64_t n, float *bp);
 void icl_sgemm_avx2_packed(int ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                            const float *bp, int64_t pstride, float beta, float *c, int64_t ldc);
+/* y[i incy] = alpha A[i, :] x + beta y[i incy] for i < m (A row-major, x
+ * contiguous; beta == 0 never reads y): products with one output column */
+void icl_sgemv_avx2(int64_t m, int64_t k, float alpha, const float *a, int64_t lda, const float *x, float beta,
+                    float *y, int64_t incy);
 
 #endif

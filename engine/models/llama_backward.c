@@ -71,12 +71,15 @@ static int mlp_bwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llam
 
 /* The last layer of a trimmed pass (llama_trim) down to its attention: the
  * final norm, MLP and o projection at the x rows, in the compact layout the
- * forward left (R = BT / 2 rows). Leaves dattn (the attention phase's
- * scratch) with the x rows' gradient and zero at the y rows, exactly what
- * the full pass computes there, and dx with the residual gradient of the
- * layer input (zero at the y rows, which nothing after the attention reads). */
+ * forward left (R = BT / 2 rows; dxc: the residual gradient of the layer
+ * input's x rows, compact). With in_attn the fused CPU attention takes the o
+ * projection's backward along and seeds the layer input's residual gradient
+ * from dxc itself; else this leaves dattn (the attention phase's scratch)
+ * with the x rows' gradient and zero at the y rows, exactly what the full
+ * pass computes there, and dx with the residual gradient of the layer input
+ * (zero at the y rows, which nothing after the attention reads). */
 static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, const float *dy, float *dx, int64_t B,
-                             int64_t T, float *ws, const llama_layout *L) {
+                             int64_t T, float *ws, const llama_layout *L, int in_attn) {
   icl_llama *s = llama_state(m);
   const int64_t d = m->hidden, F = s->F, BT = B * T, R = BT / 2;
   const llama_layer *ly = &s->layer[s->cfg.layers - 1];
@@ -87,9 +90,9 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
   int rc = be->copy(ctx, icl_llama_rows(dyc, R, d, d), ICL_F32, icl_llama_rows((float *)dy, R, d, 2 * d), ICL_F32);
   if (!rc) rc = be->nn->rmsnorm_bwd(ctx, dxc, G_(m, s->p_norm), dyc, ws + L->hL, P_(m, s->p_norm), ws + L->rF, R, d, 0);
   if (!rc) rc = mlp_bwd(ctx, m, be, ly, Y, L, dgu, dn, dact, dxc, dxc, R, ws);
+  if (rc || in_attn) return rc;
   /* o projection: the attention output's x rows sit 2d apart */
-  if (!rc)
-    rc = be->gemm(ctx, 1, 0, d, d, R, 1.0f, dxc, d, 0, Y + L->o_attn, 2 * d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
+  rc = be->gemm(ctx, 1, 0, d, d, R, 1.0f, dxc, d, 0, Y + L->o_attn, 2 * d, 0, 1.0f, G_(m, ly->p[LP_O]), d, 0, 1);
   if (!rc) rc = be->fill(ctx, icl_llama_rows(dattn, BT, d, d), ICL_F32, 0.0);
   if (!rc) rc = be->gemm(ctx, 0, 0, R, d, d, 1.0f, dxc, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, 2 * d, 0, 1);
   /* the residual gradient of the layer input, at full height for the rest */
@@ -115,7 +118,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
   float *dqkv = scr + BT * d, *dattn = dqkv + BT * 3 * d;          /* attention phase (dn = scr) */
   int rc = ICL_OK;
   if (L.trim) {
-    rc = last_layer_x_rows(ctx, m, be, dy, dx, B, T, ws, &L);
+    rc = last_layer_x_rows(ctx, m, be, dy, dx, B, T, ws, &L, proj);
   } else {
     /* final norm: dx = d h_L (overwrites) */
     rc = be->nn->rmsnorm_bwd(ctx, dx, G_(m, s->p_norm), dy, ws + L.hL, P_(m, s->p_norm), ws + L.rF, BT, d, 0);
@@ -133,11 +136,13 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
       if (!rc && !proj)
         rc = be->gemm(ctx, 0, 0, BT, d, d, 1.0f, dx, d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, dattn, d, 0, 1);
     }
-    const int trimmed = L.trim && l == nl - 1; /* its o projection ran above, at the x rows */
+    /* a trimmed layer: the o projection's gradient comes from the compact
+     * x rows (dxc), in the fused attention or above */
+    const int trimmed = L.trim && l == nl - 1;
     const icl_norm_bwd n1 = {dx, G_(m, ly->p[LP_LN1]), Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1};
     /* the fused attention sums the bias gradient itself: no dS pass */
-    const icl_attn_oproj o = {.Wo = trimmed ? NULL : P_(m, ly->p[LP_O]),
-                              .dres = dx,
+    const icl_attn_oproj o = {.Wo = P_(m, ly->p[LP_O]),
+                              .dres = trimmed ? ws + L.xc + BT / 2 * d : dx,
                               .attn = Y + L.o_attn,
                               .dWo = G_(m, ly->p[LP_O]),
                               .nbwd = &n1,

@@ -78,6 +78,10 @@ static int layer_bias(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t
   return ICL_OK;
 }
 
+static int mlp_fused(const icl_model *m) {
+  return m->device == ICL_CPU && icl_cpu_mlp_fused(m->hidden, llama_state(m)->F);
+}
+
 /* out = down(silu(gate) * up) of x's rows, keeping gu (and act, unfused),
  * then with res the residual add and the next norm (h = a + out, n, rstd):
  * fused per row chunk on the CPU where it applies (cpu_llama_mlp.c, same
@@ -85,7 +89,7 @@ static int layer_bias(icl_ctx *ctx, icl_model *m, const icl_backend *be, int64_t
 static int mlp_fwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llama_layer *ly, float *gu, float *act,
                    float *out, const float *x, int64_t rows, const icl_add_norm *res) {
   const int64_t d = m->hidden, F = llama_state(m)->F;
-  if (m->device == ICL_CPU && icl_cpu_mlp_fused(d, F)) {
+  if (mlp_fused(m)) {
     icl_cpu_mlp_fwd(gu, act, out, x, P_(m, ly->p[LP_GATE]), P_(m, ly->p[LP_DOWN]), rows, d, F, res);
     return ICL_OK;
   }
@@ -99,23 +103,32 @@ static int mlp_fwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llam
 /* The last layer after its attention, at the x tokens only (llama_trim):
  * the even rows of its input and attention output are gathered into R =
  * BT / 2 compact rows, and the layer's a, n2, r2, gu, act, the final norm's
- * input and rstd all hold R compact rows; y gets its even rows. */
+ * input and rstd all hold R compact rows; y gets its even rows. With
+ * in_attn the fused CPU attention did the o projection and the norm after
+ * it; else the gather, the product and the norm run as passes of their own.
+ * The fused CPU MLP's final norm writes y's even rows itself; else through
+ * a compact copy. */
 static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, float *ws, float *Y, float *y,
-                             float *hc, float *delta, int64_t BT, const llama_layout *L) {
+                             float *hc, float *delta, int64_t BT, const llama_layout *L, int in_attn) {
   icl_llama *s = llama_state(m);
   const llama_layer *ly = &s->layer[s->cfg.layers - 1];
   const int64_t d = m->hidden, R = BT / 2;
   const float eps = s->cfg.rms_eps;
-  /* hc: the layer input's x rows (the qkv scratch is free after attention) */
-  int rc = be->copy(ctx, icl_llama_rows(hc, R, d, d), ICL_F32, icl_llama_rows(Y + L->o_h, R, d, 2 * d), ICL_F32);
-  if (!rc)
-    rc = be->gemm(ctx, 0, 1, R, d, d, 1.0f, Y + L->o_attn, 2 * d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
-  if (!rc)
-    rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, hc, delta, P_(m, ly->p[LP_LN2]), R, d, eps);
-  /* then the final norm into hc (free again), then to y's even rows */
-  const icl_add_norm fin = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, hc, ws + L->rF, eps};
+  int rc = ICL_OK;
+  if (!in_attn) { /* hc: the layer input's x rows (the qkv scratch is free after attention) */
+    rc = be->copy(ctx, icl_llama_rows(hc, R, d, d), ICL_F32, icl_llama_rows(Y + L->o_h, R, d, 2 * d), ICL_F32);
+    if (!rc)
+      rc = be->gemm(ctx, 0, 1, R, d, d, 1.0f, Y + L->o_attn, 2 * d, 0, P_(m, ly->p[LP_O]), d, 0, 0.0f, delta, d, 0, 1);
+    if (!rc)
+      rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, hc, delta, P_(m, ly->p[LP_LN2]), R, d,
+                                   eps);
+  }
+  const int direct = mlp_fused(m);
+  /* the final norm into y's even rows, or into hc (free again), then there */
+  const icl_add_norm fin = {Y + L->o_a, P_(m, s->p_norm),       ws + L->hL, direct ? y : hc, ws + L->rF,
+                            eps,        .ystep = direct ? 2 : 1};
   if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, R, &fin);
-  if (!rc) rc = be->copy(ctx, icl_llama_rows(y, R, d, 2 * d), ICL_F32, icl_llama_rows(hc, R, d, d), ICL_F32);
+  if (!rc && !direct) rc = be->copy(ctx, icl_llama_rows(y, R, d, 2 * d), ICL_F32, icl_llama_rows(hc, R, d, d), ICL_F32);
   return rc;
 }
 
@@ -143,10 +156,11 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
     const int trimmed = L->trim && l == nl - 1;
     sh.qstep = trimmed ? 2 : 1;
     const icl_attn_capture *cap = s->n_capture ? &ly->cap : NULL;
-    /* the o projection rides along the fused attention (not for a trimmed
-     * layer: it takes the x rows only) */
-    const icl_add_norm n2 = {Y + L->o_h, P_(m, ly->p[LP_LN2]), Y + L->o_a, Y + L->o_n2, Y + L->o_r2, eps};
-    const icl_attn_oproj o = {.Wo = trimmed ? NULL : P_(m, ly->p[LP_O]), .delta = delta, .norm = &n2};
+    /* the o projection and the norm after it ride along the fused
+     * attention (in a trimmed layer at the x rows, into compact rows) */
+    const icl_add_norm n2 = {Y + L->o_h, P_(m, ly->p[LP_LN2]),    Y + L->o_a, Y + L->o_n2, Y + L->o_r2,
+                             eps,        .xstep = trimmed ? 2 : 1};
+    const icl_attn_oproj o = {.Wo = P_(m, ly->p[LP_O]), .delta = delta, .norm = &n2};
     if (!rc && proj)
       rc = be->attn->fwd_proj(ctx, sh, Y + L->o_attn, Y + L->o_n1, P_(m, ly->p[LP_Q]), cs, sn, bias, scale, Y + L->o_q,
                               Y + L->o_k, Y + L->o_v, Y + L->o_P, cap, &o, ws + L->attn_scratch, L->nthreads);
@@ -154,7 +168,7 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
       rc = be->attn->fwd(ctx, sh, Y + L->o_attn, qkv, cs, sn, bias, scale, Y + L->o_q, Y + L->o_k, Y + L->o_v,
                          Y + L->o_P, 1, cap, ws + L->attn_scratch, L->nthreads);
     if (!rc && trimmed) {
-      rc = last_layer_x_rows(ctx, m, be, ws, Y, y, qkv, delta, BT, L);
+      rc = last_layer_x_rows(ctx, m, be, ws, Y, y, qkv, delta, BT, L, proj);
       break;
     }
     if (!rc && !proj)
@@ -163,10 +177,11 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
       rc = be->nn->add_rmsnorm_fwd(ctx, Y + L->o_a, Y + L->o_n2, Y + L->o_r2, Y + L->o_h, delta, P_(m, ly->p[LP_LN2]),
                                    BT, d, eps);
     /* the residual and the next norm (or the final one) ride along */
-    icl_add_norm res = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, y, ws + L->rF, eps};
+    icl_add_norm res = {Y + L->o_a, P_(m, s->p_norm), ws + L->hL, y, ws + L->rF, eps, 0, 0};
     if (l + 1 < nl) {
       float *N = Y + L->per_layer; /* the next layer's block */
-      res = (icl_add_norm){Y + L->o_a, P_(m, s->layer[l + 1].p[LP_LN1]), N + L->o_h, N + L->o_n1, N + L->o_r1, eps};
+      res =
+          (icl_add_norm){Y + L->o_a, P_(m, s->layer[l + 1].p[LP_LN1]), N + L->o_h, N + L->o_n1, N + L->o_r1, eps, 0, 0};
     }
     if (!rc) rc = mlp_fwd(ctx, m, be, ly, Y + L->o_gu, Y + L->o_act, delta, Y + L->o_n2, BT, &res);
   }

@@ -5,11 +5,17 @@
 #ifndef ICL_NORM_RIDE_H
 #define ICL_NORM_RIDE_H
 
-/* forward: a = x + delta (delta: the pass's output), y = w a / sqrt(mean(a^2) + eps), rstd per row */
+#include <stdint.h>
+
+/* forward: a = x + delta (delta: the pass's output), y = w a / sqrt(mean(a^2) + eps), rstd per row.
+ * Row r of a and rstd is r; of x, r xstep and of y, r ystep (0 meaning 1):
+ * a trimmed last layer (llama_trim) reads its input's x rows and writes the
+ * output's x rows (step 2) from compact rows. */
 typedef struct icl_add_norm {
   const float *x, *w;
   float *a, *y, *rstd;
   float eps;
+  int64_t xstep, ystep;
 } icl_add_norm;
 
 /* backward, from dy (the pass's input gradient, the norm's output

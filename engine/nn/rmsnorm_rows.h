@@ -48,7 +48,8 @@ static inline void icl_rmsnorm_bwd_row(float *dx, const float *dy, const float *
 
 /* Row r of a norm riding along a fused pass (norm_ride.h), forward: from the pass's output row delta */
 static inline void icl_add_norm_row(const icl_add_norm *nm, int64_t r, const float *delta, int64_t d) {
-  nm->rstd[r] = icl_add_rmsnorm_row(nm->a + r * d, nm->y + r * d, nm->x + r * d, delta, nm->w, d, nm->eps);
+  const int64_t xr = r * (nm->xstep ? nm->xstep : 1), yr = r * (nm->ystep ? nm->ystep : 1);
+  nm->rstd[r] = icl_add_rmsnorm_row(nm->a + r * d, nm->y + yr * d, nm->x + xr * d, delta, nm->w, d, nm->eps);
 }
 
 /* ... and backward: from dy (the row's output gradient), dres[r] += the input gradient, dwp += the

@@ -37,8 +37,8 @@ typedef struct icl_attn_capture {
  * and the RMSNorms on either side of the attention. */
 typedef struct icl_attn_oproj {
   const float *Wo;   /* [H*hd, H*hd] */
-  float *delta;      /* forward: out Wo^T, [B*T, H*hd] */
-  const float *dres; /* backward: the gradient of delta */
+  float *delta;      /* forward: out Wo^T, [B*T, H*hd] (qstep > 1: the query rows', compact) */
+  const float *dres; /* backward: the gradient of delta (qstep > 1: compact) */
   const float *attn; /* backward: the forward's out */
   float *dWo;        /* backward: += dres^T attn */
   /* forward, with Wo: the residual add of delta and the norm after it
@@ -95,7 +95,9 @@ typedef struct icl_attn_kernels {
                   const icl_attn_capture *cap, const icl_attn_oproj *o, float *scratch, int nthreads);
   /* ... and its backward: bwd, then dx = dqkv Wqkv (written, [B*T, d]) and
    * dWqkv += dqkv^T x. With o: dout is not read but computed as o->dres Wo,
-   * and o->dWo += o->dres^T o->attn. The weight gradients sum batch elements
+   * and o->dWo += o->dres^T o->attn (qstep > 1: at the query rows, o->dres
+   * compact, which then also seeds o->nbwd->dres there, zero at the other
+   * rows, before the norm's backward adds to it). The weight gradients sum batch elements
    * into ICL_ATTN_PROJ_PARTS fixed partials added in order, so any thread
    * count gives the same bits (part: icl_attn_proj_part_floats floats); so
    * does o->G, the bias gradient. */

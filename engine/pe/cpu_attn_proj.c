@@ -83,10 +83,14 @@ int icl_cpu_attn_fwd_proj(icl_ctx *ctx, icl_attn_shape s, float *out, const floa
       for (int64_t h = 0; h < H; h++)
         icl_cpu_attn_fwd_tile(s, b, h, out_b, qkv_b, cos_t, sin_t, bias, scale, q, k, v, P, 1, cap, sc);
       if (!with_o) continue;
+      /* the o projection at the query rows (every row, or a trimmed
+       * layer's x rows, whose delta, norm output and residual sum are
+       * compact: U rows per batch element) */
       const icl_add_norm *nm = o->norm;
-      float *del = nm ? sc + tile + r16(T * 3 * D) : o->delta + b * T * D;
-      icl_sgemm_avx2_packed(0, T, D, D, 1.0f, out_b, D, po, 16 * D, 0.0f, del, D);
-      for (int64_t t = 0; nm && t < T; t++) icl_add_norm_row(nm, b * T + t, del + t * D, D);
+      const int64_t U = (T + qs - 1) / qs;
+      float *del = nm ? sc + tile + r16(T * 3 * D) : o->delta + b * U * D;
+      icl_sgemm_avx2_packed(0, U, D, D, 1.0f, out_b, qs * D, po, 16 * D, 0.0f, del, D);
+      for (int64_t u = 0; nm && u < U; u++) icl_add_norm_row(nm, b * U + u, del + u * D, D);
     }
   }
   return ICL_OK;
@@ -111,6 +115,8 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
   const int64_t tile = icl_cpu_attn_tile_floats(s), per = icl_cpu_attn_kernels.scratch_floats(s);
   const int with_o = o && o->Wo;
   const icl_norm_bwd *nb = o ? o->nbwd : NULL;
+  const int64_t U = (T + qs - 1) / qs;
+  const int seed = with_o && nb && qs > 1;
 #pragma omp parallel num_threads(nthreads)
   {
     float *sc = scratch + (int64_t)thread_id() * per, *dqkv_b = sc + tile, *dout_b = dqkv_b + r16(T * 3 * D);
@@ -129,10 +135,10 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
       for (int64_t b = first_b(p, B); b < first_b(p + 1, B); b++) {
         const float beta = b == first_b(p, B) ? 0.0f : 1.0f;
         const float *db = dout + b * T * D;
-        if (with_o) {
-          const float *dr = o->dres + b * T * D;
-          icl_sgemm_avx2(1, 0, D, D, T, 1.0f, dr, D, o->attn + b * T * D, D, beta, Po, D);
-          icl_sgemm_avx2_packed(0, T, D, D, 1.0f, dr, D, po, 16 * D, 0.0f, dout_b, D);
+        if (with_o) { /* at the query rows (qs > 1: o->dres compact, U rows per batch element) */
+          const float *dr = o->dres + b * U * D;
+          icl_sgemm_avx2(1, 0, D, D, U, 1.0f, dr, D, o->attn + b * T * D, qs * D, beta, Po, D);
+          icl_sgemm_avx2_packed(0, U, D, D, 1.0f, dr, D, po, 16 * D, 0.0f, dout_b, qs * D);
           db = dout_b;
         }
         for (int64_t h = 0; h < H; h++)
@@ -155,7 +161,15 @@ int icl_cpu_attn_bwd_proj(icl_ctx *ctx, icl_attn_shape s, float *dx, float *dWqk
           icl_sgemm_avx2(1, 0, 3 * D, D, T, 1.0f, dqkv_b, 3 * D, x + b * T * D, D, beta, Pq, D);
         }
         if (nb && beta == 0.0f) memset(Pw, 0, sizeof(float) * (size_t)D);
-        for (int64_t t = 0; nb && t < T; t++) icl_norm_bwd_row(nb, b * T + t, dxb + t * D, Pw, D);
+        for (int64_t t = 0; nb && t < T; t++) {
+          /* a trimmed layer's residual gradient: o->dres at the query rows, zero between */
+          float *dres_t = nb->dres + (b * T + t) * D;
+          if (seed && t % qs == 0)
+            memcpy(dres_t, o->dres + (b * U + t / qs) * D, sizeof(float) * (size_t)D);
+          else if (seed)
+            memset(dres_t, 0, sizeof(float) * (size_t)D);
+          icl_norm_bwd_row(nb, b * T + t, dxb + t * D, Pw, D);
+        }
       }
     }
     /* the weight gradients: partials added in order */

@@ -2,7 +2,9 @@
  * (cpu_gemm.c) against a double-precision reference, over both layouts of
  * A and B, ragged edges (m not a multiple of 6, n not of 16), K past one
  * block, leading dimensions wider than the matrices, alpha and beta, and
- * the threaded split (whose result must not depend on the thread count). */
+ * the threaded split (whose result must not depend on the thread count),
+ * the K-split weight-gradient path (A transposed, long K, small C) and the
+ * one-column product (GEMV). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +118,100 @@ static void test_dispatch_threads(void) {
   icl_ctx_free(ctx);
 }
 
+static void set_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+/* one product through the dispatcher on 1 and on 2 threads: the same bits,
+ * within rounding of the reference; C's other columns untouched */
+static void check_dispatch(const shape *s, int64_t lda, int64_t ldb, int64_t ldc, const char *what) {
+  icl_ctx *ctx = icl_t_ctx();
+  const int64_t arows = s->ta ? s->k : s->m, brows = s->tb ? s->n : s->k;
+  float *a = malloc(sizeof(float) * arows * lda), *b = malloc(sizeof(float) * brows * ldb);
+  float *c0 = malloc(sizeof(float) * s->m * ldc), *c1 = malloc(sizeof(float) * s->m * ldc),
+        *c2 = malloc(sizeof(float) * s->m * ldc);
+  double *r = malloc(sizeof(double) * s->m * ldc);
+  fill(a, arows * lda, 31);
+  fill(b, brows * ldb, 32);
+  fill(c0, s->m * ldc, 33);
+  if (s->beta == 0.0f)
+    for (int64_t i = 0; i < s->m; i++) c0[i * ldc] = NAN; /* never read */
+  memcpy(c1, c0, sizeof(float) * s->m * ldc);
+  memcpy(c2, c0, sizeof(float) * s->m * ldc);
+#ifdef _OPENMP
+  const int before = omp_get_max_threads();
+#else
+  const int before = 1;
+#endif
+  set_threads(1);
+  CHECK_OK(ctx,
+           icl_cpu_gemm(ctx, s->ta, s->tb, s->m, s->n, s->k, s->alpha, a, lda, 0, b, ldb, 0, s->beta, c1, ldc, 0, 1));
+  set_threads(2);
+  CHECK_OK(ctx,
+           icl_cpu_gemm(ctx, s->ta, s->tb, s->m, s->n, s->k, s->alpha, a, lda, 0, b, ldb, 0, s->beta, c2, ldc, 0, 1));
+  set_threads(before);
+  reference(s->ta, s->tb, s->m, s->n, s->k, s->alpha, a, lda, b, ldb, s->beta, r, c0, ldc);
+  double worst = 0;
+  int same = 1, pad_ok = 1;
+  for (int64_t i = 0; i < s->m; i++) {
+    for (int64_t j = 0; j < s->n; j++) {
+      worst = fmax(worst, fabs(c1[i * ldc + j] - r[i * ldc + j]));
+      same &= c1[i * ldc + j] == c2[i * ldc + j];
+    }
+    for (int64_t j = s->n; j < ldc; j++) pad_ok &= c1[i * ldc + j] == c0[i * ldc + j];
+  }
+  CHECK_MSG(worst <= 1e-6 * (double)s->k + 1e-6, "%s (%lld x %lld x %lld): error %.3g", what, (long long)s->m,
+            (long long)s->n, (long long)s->k, worst);
+  if (icl_sgemm_avx2_available()) CHECK_MSG(same, "%s: 1 and 2 threads differ", what);
+  CHECK_MSG(pad_ok, "%s: wrote outside C's columns", what);
+  free(a), free(b), free(c0), free(c1), free(c2), free(r);
+  icl_ctx_free(ctx);
+}
+
+/* weight gradients of small layers: A^T B over a long K (the K-split
+ * partials, alpha and beta folded in after the sum), K not a multiple of the
+ * partial count, A's rows strided (the x rows of a [B T, 2 H] view) */
+static void test_ksplit(void) {
+  const shape s[] = {{1, 0, 64, 20, 6531, 1.0f, 1.0f},
+                     {1, 0, 1, 64, 3264, 1.0f, 0.0f},
+                     {1, 1, 37, 50, 2049, 0.5f, 0.25f},
+                     {1, 0, 64, 64, 1024, -2.0f, 0.0f}};
+  check_dispatch(&s[0], 64, 20, 20, "read-in gradient");
+  check_dispatch(&s[1], 2, 128, 64, "read-out gradient (A's column strided)");
+  check_dispatch(&s[2], 40, 2049, 52, "both transposed");
+  check_dispatch(&s[3], 128, 64, 64, "alpha -2");
+}
+
+/* one output column (GEMV): B as a row (tb) or a contiguous column; the K
+ * tail past the vectors; C strided (the x tokens of the read-out) */
+static void test_gemv(void) {
+  const shape s[] = {{0, 1, 3264, 1, 64, 1.0f, 0.0f}, {0, 0, 101, 1, 37, 1.0f, 0.5f}, {0, 1, 7, 1, 5, 2.0f, 1.0f}};
+  check_dispatch(&s[0], 128, 64, 2, "read-out");
+  check_dispatch(&s[1], 40, 1, 3, "column B, K tail");
+  check_dispatch(&s[2], 5, 5, 1, "short K");
+  /* row-exact: a row's value does not depend on the rows computed with it */
+  if (!icl_sgemm_avx2_available()) return;
+  icl_ctx *ctx = icl_t_ctx();
+  const int64_t m = 50, k = 64;
+  float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k), c[50], d[50];
+  fill(a, m * k, 41);
+  fill(b, k, 42);
+  CHECK_OK(ctx, icl_cpu_gemm(ctx, 0, 1, m, 1, k, 1.0f, a, k, 0, b, k, 0, 0.0f, c, 1, 0, 1));
+  CHECK_OK(ctx, icl_cpu_gemm(ctx, 0, 1, m - 7, 1, k, 1.0f, a + 7 * k, k, 0, b, k, 0, 0.0f, d, 1, 0, 1));
+  CHECK(memcmp(c + 7, d, sizeof(float) * (m - 7)) == 0);
+  CHECK(icl_cpu_gemm_row_exact(0, 1, k));
+  free(a), free(b);
+  icl_ctx_free(ctx);
+}
+
 int main(void) {
   ICL_RUN(test_kernel);
   ICL_RUN(test_dispatch_threads);
+  ICL_RUN(test_ksplit);
+  ICL_RUN(test_gemv);
   return icl_t_finish("test_cpu_gemm");
 }
