@@ -138,11 +138,21 @@ static inline void rows_axpy(float *M, int64_t n, int64_t hd, const float *w, fl
     for (int64_t c = 0; c < hd; c++) M[j * hd + c] += alpha * w[j] * x[c];
 }
 
+/* one head's row (hd floats): a call to memcpy per row cost more than the
+ * copy at the toy size (hd 32, a few hundred rows per tile) */
+static inline void copy_row(float *dst, const float *src, int64_t hd) {
+  if (hd % 8) {
+    memcpy(dst, src, sizeof(float) * (size_t)hd);
+    return;
+  }
+  for (int64_t c = 0; c < hd; c += 8) st(dst + c, ld(src + c));
+}
+
 /* rotate one head's row in place layout: dst = R(t) src (or R(t)^T when inverse) */
 static inline void rot_row(float *dst, const float *src, int64_t hd, const float *cs, const float *sn, int inverse) {
   int64_t half = hd / 2;
   if (!cs) {
-    memcpy(dst, src, sizeof(float) * (size_t)hd);
+    copy_row(dst, src, hd);
     return;
   }
   for (int64_t c = 0; c < half; c++) {
@@ -342,7 +352,7 @@ void icl_cpu_attn_fwd_tile(icl_attn_shape s, int64_t b, int64_t h, float *out_b,
     const float *cs = cos_t ? cos_t + t * half : NULL, *sn = sin_t ? sin_t + t * half : NULL;
     if (t % q_every == 0) rot_row(Qs + t * hd, row, hd, cs, sn, 0);
     rot_row(Ks + t * hd, row + D, hd, cs, sn, 0);
-    memcpy(Vs + t * hd, row + 2 * D, sizeof(float) * (size_t)hd);
+    copy_row(Vs + t * hd, row + 2 * D, hd);
   }
   if (use_gemm()) {
     tile_fwd_gemm(Qs, Ks, Vs, T, hd, qs, scale, bias ? bias + h * T * T : NULL,
