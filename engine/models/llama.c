@@ -214,9 +214,17 @@ static int llama_graph_safe(const icl_model *m) {
   return s->cfg.pe.bias != ICL_BIAS_CALLBACK && s->n_capture == 0;
 }
 
+/* a training forward keeps layer 0's input in the layer's block: the
+ * read-in writes it there */
+static float *llama_input_slot(const icl_model *m, int64_t B, int64_t T, float *ws) {
+  llama_layout L;
+  icl_llama_layout(m, B, T, 1, &L);
+  return ws + L.layers + L.o_h;
+}
+
 static const icl_backbone_ops llama_ops = {"llama",           llama_init_params,  llama_workspace,
                                            icl_llama_forward, icl_llama_backward, llama_destroy,
-                                           llama_graph_safe};
+                                           llama_graph_safe,  llama_input_slot};
 
 static int declare(icl_ctx *ctx, icl_model *m, int *idx, const char *name, int ndim, int64_t a, int64_t b) {
   int64_t shape[2] = {a, b};

@@ -143,7 +143,9 @@ static int forward_train(icl_ctx *ctx, icl_model *m, const icl_backend *be, cons
   icl_attn_shape sh = {B, T, s->cfg.heads, s->hd, 1};
   const int proj = L->qkv_part >= 0 && icl_llama_attn_proj(m, B); /* q/k/v and o projections inside the attention */
   float *Y0 = ws + L->layers;
-  int rc = be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
+  /* the input's own buffer, or (the model wrapper's read-in, input_slot) already there */
+  int rc = x == Y0 + L->o_h ? ICL_OK
+                            : be->memcpy(ctx, Y0 + L->o_h, m->device, x, m->device, sizeof(float) * (size_t)(BT * d));
   if (!rc)
     rc = be->nn->rmsnorm_fwd(ctx, Y0 + L->o_n1, Y0 + L->o_r1, Y0 + L->o_h, P_(m, s->layer[0].p[LP_LN1]), BT, d, eps);
   for (int64_t l = 0; l < nl && !rc; l++) {

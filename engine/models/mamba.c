@@ -92,7 +92,7 @@ static int mamba_init(icl_ctx *ctx, icl_model *m, uint64_t seed) {
 }
 
 static const icl_backbone_ops mamba_ops = {"mamba", mamba_init, icl_mamba_workspace, icl_mamba_forward,
-                                           icl_mamba_backward, mamba_destroy, NULL /* graph-safe */};
+                                           icl_mamba_backward, mamba_destroy, NULL /* graph-safe */, NULL};
 
 static int declare(icl_ctx *ctx, icl_model *m, int *idx, const char *name, int ndim, int64_t a, int64_t b,
                    int64_t c, int decay) {

@@ -126,10 +126,12 @@ int icl_model_forward(icl_ctx *ctx, icl_model *m, const float *xs, const float *
   if (icl_model_reserve(ctx, m, B, T, train)) return ctx->errcode;
   const icl_backend *be = icl_backend_get(ctx, m->device);
   int rc = build_tokens(ctx, be, m, xs, ys, B, N);
+  /* the read-in straight into the backbone's input buffer where it has one */
+  float *h0 = train && m->ops->input_slot ? m->ops->input_slot(m, B, T, m->ws) : m->h0;
   if (!rc)
-    rc = be->gemm(ctx, 0, 1, bt, H, D, 1.0f, m->tokens, D, 0, icl_params_data(&m->params, m->p_read_in), D, 0, 0.0f,
-                  m->h0, H, 0, 1);
-  if (!rc) rc = m->ops->forward(ctx, m, m->h0, m->hL, B, T, m->ws, train);
+    rc = be->gemm(ctx, 0, 1, bt, H, D, 1.0f, m->tokens, D, 0, icl_params_data(&m->params, m->p_read_in), D, 0, 0.0f, h0,
+                  H, 0, 1);
+  if (!rc) rc = m->ops->forward(ctx, m, h0, m->hL, B, T, m->ws, train);
   /* the read-out at the x tokens (even rows) only: a training forward may
    * leave the other rows of hL unwritten, and nothing reads their outputs */
   if (!rc && train)

@@ -35,6 +35,10 @@ typedef struct icl_backbone_ops {
    * be captured as a CUDA graph; 0 when this model's configuration cannot
    * (e.g. a Lua bias callback). */
   int (*graph_safe)(const icl_model *m);
+  /* NULL, or where in ws a training forward of this shape wants its input
+   * x: the wrapper writes the read-in's output there and passes it as x,
+   * which saves the backbone a copy of [B*T, hidden] into its own buffer */
+  float *(*input_slot)(const icl_model *m, int64_t B, int64_t T, float *ws);
 } icl_backbone_ops;
 
 struct icl_model {
@@ -64,8 +68,8 @@ void icl_model_free(icl_ctx *ctx, icl_model *m);
 
 /* xs [B,N,D], ys [B,N] device pointers (contiguous); pred [B,N] written.
  * train != 0 keeps activations for icl_model_backward. */
-int icl_model_forward(icl_ctx *ctx, icl_model *m, const float *xs, const float *ys, int64_t B, int64_t N,
-                      float *pred, int train);
+int icl_model_forward(icl_ctx *ctx, icl_model *m, const float *xs, const float *ys, int64_t B, int64_t N, float *pred,
+                      int train);
 /* dpred [B,N]: gradient of the loss w.r.t. the predictions of the last
  * training forward. Adds into the parameter gradients. */
 int icl_model_backward(icl_ctx *ctx, icl_model *m, const float *dpred);

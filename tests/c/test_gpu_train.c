@@ -99,7 +99,7 @@ static void mlp_destroy(icl_ctx *ctx, icl_model *m) {
   m->backbone = NULL;
 }
 
-static const icl_backbone_ops mlp_ops = {"mlp", mlp_init, mlp_ws, mlp_fwd, mlp_bwd, mlp_destroy, NULL};
+static const icl_backbone_ops mlp_ops = {"mlp", mlp_init, mlp_ws, mlp_fwd, mlp_bwd, mlp_destroy, NULL, NULL};
 
 static icl_model *mlp_new(int64_t n_dims, icl_device dev) {
   icl_model *m = icl_model_create(G, n_dims, HID, dev);

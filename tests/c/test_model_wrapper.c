@@ -27,7 +27,7 @@ static int tanh_bwd(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, int6
   for (int64_t i = 0; i < B * T * m->hidden; i++) dx[i] = dy[i] * (1 - ws[i] * ws[i]);
   return 0;
 }
-static const icl_backbone_ops tanh_ops = {"tanh", NULL, tanh_ws, tanh_fwd, tanh_bwd, NULL, NULL};
+static const icl_backbone_ops tanh_ops = {"tanh", NULL, tanh_ws, tanh_fwd, tanh_bwd, NULL, NULL, NULL};
 
 typedef struct probe {
   icl_model *m;
