@@ -74,12 +74,8 @@ static void gemm1(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, 
 static void gemm_ksplit(int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
   const int64_t mn = m * n, P = KSPLIT_PARTS;
-  float *part = malloc(sizeof(float) * (size_t)(P * mn));
-  if (!part) { /* no room for the partials: the same product through OpenBLAS */
-    cblas_sgemm(CblasRowMajor, CblasTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
-                b, (int)ldb, beta, c, (int)ldc);
-    return;
-  }
+  /* on the stack (128 KB; no allocation in a training step), shared by the team */
+  _Alignas(64) float part[KSPLIT_PARTS * KSPLIT_MAX_MN];
   /* C^T = B^T A instead where that wastes less of the kernel's 16-column
    * panels (the read-in's gradient: 64 x 20 is better computed as 20 x 64) */
   const int tr = !tb && ((n + 15) & ~15) * m > ((m + 15) & ~15) * n;
@@ -106,7 +102,6 @@ static void gemm_ksplit(int tb, int64_t m, int64_t n, int64_t k, float alpha, co
       *ci = beta != 0.0f ? alpha * s + beta * *ci : alpha * s;
     }
   }
-  free(part);
 }
 
 static void gemm_split(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

@@ -6,14 +6,16 @@
  * its own partial parameter sums, added in row order afterwards, so the
  * result does not depend on the thread count. The numerator of u, log(|c
  * (i - j)| + 1), depends on the distance only: computed once per distance
- * (T logs instead of T (T + 1) / 2, the same values). */
+ * (T logs instead of T (T + 1) / 2, the same values) up to FIRE_MAX_TABLE
+ * tokens, in a table on the stack (no allocation in a step), per pair
+ * beyond. */
 #include "cpu_bias.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define FIRE_MAX_W 4096
+#define FIRE_MAX_TABLE 4096
 
 int icl_cpu_alibi_bias(icl_ctx *ctx, float *bias, const float *slopes, int64_t H, int64_t T) {
   (void)ctx;
@@ -29,15 +31,15 @@ int icl_cpu_alibi_bias(icl_ctx *ctx, float *bias, const float *slopes, int64_t H
 
 static inline double sgn(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 
-/* log(|c r| + 1) for r < T, or NULL (the error set) */
-static double *log_by_distance(icl_ctx *ctx, double cc, int64_t T) {
-  double *n = malloc(sizeof(double) * (size_t)T);
-  if (!n) {
-    icl_errorf(ctx, ICL_ENOMEM, "FIRE: out of memory for %lld distances", (long long)T);
-    return NULL;
-  }
-  for (int64_t r = 0; r < T; r++) n[r] = log(fabs(cc * (double)r) + 1.0);
-  return n;
+/* log(|c r| + 1): from the table when there is one (T <= FIRE_MAX_TABLE), else computed */
+static inline double log_dist(const double *table, double cc, int64_t r) {
+  return table ? table[r] : log(fabs(cc * (double)r) + 1.0);
+}
+
+static const double *log_table(double *table, double cc, int64_t T) {
+  if (T > FIRE_MAX_TABLE) return NULL;
+  for (int64_t r = 0; r < T; r++) table[r] = log(fabs(cc * (double)r) + 1.0);
+  return table;
 }
 
 int icl_cpu_fire_fwd(icl_ctx *ctx, float *bias, const float *W1, const float *b1, const float *W2, const float *b2,
@@ -45,15 +47,15 @@ int icl_cpu_fire_fwd(icl_ctx *ctx, float *bias, const float *W1, const float *b1
                      float mult) {
   if (W > FIRE_MAX_W) return icl_errorf(ctx, ICL_EINVAL, "FIRE: mlp width %lld > %d", (long long)W, FIRE_MAX_W);
   const double cc = c[0], thr = fabs((double)Lmult[0] * (double)L_init);
-  double *nlog = log_by_distance(ctx, cc, T);
-  if (!nlog) return ctx->errcode;
+  double tab[FIRE_MAX_TABLE];
+  const double *nlog = log_table(tab, cc, T);
 #pragma omp parallel for schedule(dynamic, 4) if (T * T * W * H >= 200000)
   for (int64_t i = 0; i < T; i++) {
     float z[FIRE_MAX_W];
     double m = (double)i > thr ? (double)i : thr;
     double den = log(fabs(cc * m) + 1.0) + (double)eps;
     for (int64_t j = 0; j <= i; j++) {
-      float u = (float)(nlog[i - j] / den);
+      float u = (float)(log_dist(nlog, cc, i - j) / den);
       for (int64_t k = 0; k < W; k++) {
         float a = W1[k] * u + b1[k];
         z[k] = a > 0 ? a : 0;
@@ -68,7 +70,6 @@ int icl_cpu_fire_fwd(icl_ctx *ctx, float *bias, const float *W1, const float *b1
     for (int64_t h = 0; h < H; h++)
       for (int64_t j = i + 1; j < T; j++) bias[(h * T + i) * T + j] = 0;
   }
-  free(nlog);
   return ICL_OK;
 }
 
@@ -80,8 +81,8 @@ int icl_cpu_fire_bwd(icl_ctx *ctx, const float *G, const float *W1, const float 
                       FIRE_MAX_W);
   const double cc = c[0], Lm = Lmult[0], thr = fabs(Lm * (double)L_init);
   const int64_t np = H * W + H + 2 * W + 2;
-  double *nlog = log_by_distance(ctx, cc, T);
-  if (!nlog) return ctx->errcode;
+  double tab[FIRE_MAX_TABLE];
+  const double *nlog = log_table(tab, cc, T);
 #pragma omp parallel for schedule(dynamic, 4) if (T * T * W * H >= 200000)
   for (int64_t i = 0; i < T; i++) {
     double *pr = part + i * np;
@@ -96,7 +97,7 @@ int icl_cpu_fire_bwd(icl_ctx *ctx, const float *G, const float *W1, const float 
     double dden_dL = sgn(cc * m) * cc / (fabs(cc * m) + 1.0) * dm_dthr * sgn(Lm * (double)L_init) * (double)L_init;
     for (int64_t j = 0; j <= i; j++) {
       double r = fi - (double)j;
-      double n = nlog[i - j];
+      double n = log_dist(nlog, cc, i - j);
       float u = (float)(n / den);
       for (int64_t h = 0; h < H; h++) {
         g[h] = mult * G[(h * T + i) * T + j];
@@ -121,7 +122,6 @@ int icl_cpu_fire_bwd(icl_ctx *ctx, const float *G, const float *W1, const float 
       pL[0] += gamma * du_dL;
     }
   }
-  free(nlog);
   /* rows added in order into row 0, then once into the gradients */
   for (int64_t i = 1; i < T; i++)
     for (int64_t q = 0; q < np; q++) part[q] += part[i * np + q];
