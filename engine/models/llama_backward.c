@@ -69,6 +69,12 @@ static int mlp_bwd(icl_ctx *ctx, icl_model *m, const icl_backend *be, const llam
   return rc;
 }
 
+/* a trimmed pass's compact rows (R = BT / 2 each): the final norm's output
+ * gradient at the x rows, then the residual gradient of the last layer's
+ * input there */
+static float *trim_dyc(float *ws, const llama_layout *L) { return ws + L->xc; }
+static float *trim_dxc(float *ws, const llama_layout *L, int64_t BT, int64_t d) { return trim_dyc(ws, L) + BT / 2 * d; }
+
 /* The last layer of a trimmed pass (llama_trim) down to its attention: the
  * final norm, MLP and o projection at the x rows, in the compact layout the
  * forward left (R = BT / 2 rows; dxc: the residual gradient of the layer
@@ -84,7 +90,7 @@ static int last_layer_x_rows(icl_ctx *ctx, icl_model *m, const icl_backend *be, 
   const int64_t d = m->hidden, F = s->F, BT = B * T, R = BT / 2;
   const llama_layer *ly = &s->layer[s->cfg.layers - 1];
   float *Y = ws + L->layers + (s->cfg.layers - 1) * L->per_layer;
-  float *scr = ws + L->scratch, *dyc = ws + L->xc, *dxc = dyc + R * d;
+  float *scr = ws + L->scratch, *dyc = trim_dyc(ws, L), *dxc = trim_dxc(ws, L, BT, d);
   float *dgu = scr, *dact = scr + R * 2 * F, *dn = dact + R * F; /* MLP phase, compact */
   float *dattn = scr + BT * d + BT * 3 * d;                      /* attention phase, as in the full pass */
   int rc = be->copy(ctx, icl_llama_rows(dyc, R, d, d), ICL_F32, icl_llama_rows((float *)dy, R, d, 2 * d), ICL_F32);
@@ -142,7 +148,7 @@ int icl_llama_backward(icl_ctx *ctx, icl_model *m, const float *dy, float *dx, i
     const icl_norm_bwd n1 = {dx, G_(m, ly->p[LP_LN1]), Y + L.o_h, P_(m, ly->p[LP_LN1]), Y + L.o_r1};
     /* the fused attention sums the bias gradient itself: no dS pass */
     const icl_attn_oproj o = {.Wo = P_(m, ly->p[LP_O]),
-                              .dres = trimmed ? ws + L.xc + BT / 2 * d : dx,
+                              .dres = trimmed ? trim_dxc(ws, &L, BT, d) : dx,
                               .attn = Y + L.o_attn,
                               .dWo = G_(m, ly->p[LP_O]),
                               .nbwd = &n1,
